@@ -171,7 +171,7 @@ class Model:
 
         slots = _number_samples(prompts, n)
         keys = [make_key(self.fingerprint, p, params, sampling.seed, i) for p, i in slots]
-        found = store.get_many(list(dict.fromkeys(keys))) if store else {}
+        found = store.get_many(list(dict.fromkeys(keys))) if store is not None else {}
         out: list[Generation | None] = [None] * len(slots)
         requests = []
         for slot, ((prompt, i), key) in enumerate(zip(slots, keys)):
@@ -191,7 +191,7 @@ class Model:
                 for k, v in base.items():
                     setattr(gen, k, v)
                 out[req.slot] = gen
-                if store:
+                if store is not None:
                     store.put(keys[req.slot], gen.to_dict() | {"cached": False})
                 stats.prompt_tokens += gen.prompt_tokens
                 stats.completion_tokens += gen.completion_tokens

@@ -281,7 +281,7 @@ class LlamaCppModel(Model):
                 self._admit(queue, active, free, sampling)
                 self._decode_step(active)
                 for s in list(active.values()):
-                    if s.followers and not s.feed:  # shared prompt prefix is in: copy it
+                    if s.prefix_only and not s.feed:  # shared prompt prefix is in: copy it
                         self._share_prefix(s)
                     if s.logit_index < 0:
                         continue

@@ -1,0 +1,121 @@
+"""The `synthkit` command: one small argparse front end over the library.
+
+    synthkit doctor            is this machine ready? (versions, backends, a real generation)
+    synthkit start             open the course in JupyterLab
+    synthkit bench             one-at-a-time vs batched tokens/s on each backend
+    synthkit cache             show or clear the generation cache
+    synthkit assign|run|grade|progress   course machinery (instructors and students)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def course_root(start: Path | None = None) -> Path:
+    """The course folder: the nearest folder up from `start` (or cwd) holding labs/ and
+    solutions/, else the checkout this package was installed from, else cwd."""
+    for base in [(start or Path.cwd()).resolve(), Path(__file__).resolve().parent.parent]:
+        for d in [base, *base.parents]:
+            if (d / "labs").is_dir() and (d / "solutions").is_dir():
+                return d
+    return (start or Path.cwd()).resolve()
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import run_doctor
+    return run_doctor(generate=not args.no_generate, torch_backend=args.torch)
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+    backends = tuple(b.strip() for b in args.backends.split(","))
+    run_bench(n=args.n, max_tokens=args.max_tokens, backends=backends, json_out=args.json)
+    return 0
+
+
+def cmd_start(args) -> int:
+    root = Path(args.dir).resolve() if args.dir else course_root()
+    cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if args.port:
+        cmd.append(f"--port={args.port}")
+    cmd += args.jupyter_args
+    welcome = root / "labs" / "00_welcome.ipynb"
+    print(f"starting JupyterLab on {root}" + (f"; begin with {welcome.relative_to(root)}" if welcome.exists() else ""),
+          flush=True)
+    os.execv(sys.executable, cmd)
+
+
+def cmd_cache(args) -> int:
+    from .cache import GenerationCache, cache_enabled
+    cache = GenerationCache()
+    if args.clear:
+        print(f"removed {cache.clear()} cached generations from {cache.path}")
+    else:
+        state = "on" if cache_enabled() else "off (SYNTHKIT_CACHE=off)"
+        print(f"generation cache {cache.path}: {len(cache)} entries; caching is {state}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    p = argparse.ArgumentParser(prog="synthkit", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"synthkit {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser("doctor", help="check this machine: versions, backends, device, a real generation")
+    d.add_argument("--no-generate", action="store_true", help="skip the test generation")
+    d.add_argument("--torch", action="store_true", help="also generate with the torch backend (~15 s load)")
+    d.set_defaults(func=cmd_doctor)
+
+    b = sub.add_parser("bench", help="tokens/s: one prompt at a time vs batched, per backend")
+    b.add_argument("--n", type=int, default=32, help="number of Magpie prompts (default 32)")
+    b.add_argument("--max-tokens", type=int, default=64, help="new tokens per prompt (default 64)")
+    b.add_argument("--backends", default="llama.cpp,torch", help="comma-separated (default both)")
+    b.add_argument("--json", help="also write the results to this JSON file")
+    b.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("start", help="open the course in JupyterLab")
+    s.add_argument("--no-browser", action="store_true", help="do not open a browser (headless machines)")
+    s.add_argument("--port", type=int)
+    s.add_argument("--dir", help="course folder (default: found from here)")
+    s.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    s.set_defaults(func=cmd_start)
+
+    c = sub.add_parser("cache", help="show or clear the generation cache")
+    c.add_argument("--clear", action="store_true")
+    c.set_defaults(func=cmd_cache)
+
+    for module in ("synthkit.grading.cli", "synthkit.techniques_cli"):
+        try:
+            __import__(module, fromlist=["register"]).register(sub)
+        except ModuleNotFoundError as e:
+            if not (e.name and module.startswith(e.name)):
+                raise
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from .errors import SynthkitError
+    try:
+        return int(args.func(args) or 0)
+    except SynthkitError as e:
+        print(f"synthkit: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
