@@ -6,7 +6,7 @@ survives is decided by cheap rules, and the most important rule is about *novelt
 instruction enters the pool only if its ROUGE-L similarity to every instruction already in
 it is at most 0.7. Without that rule the pool fills with rewordings of the seeds.
 
-This part of the module holds the filters. ROUGE-L is written here by hand because it is
+The module holds the filters and, at its end, the bootstrap loop itself. ROUGE-L is written here by hand because it is
 the point of the lesson, and because the naive loop (score every candidate against every
 pool entry with a dynamic-programming LCS) is what makes Self-Instruct slow on a laptop.
 The `rouge-score` package stays the reference: `rouge_l` gives the very same floats, and
@@ -15,11 +15,15 @@ the tests check it on awkward inputs.
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
+
+from .models.sampling import Sampling
+from .records import provenance
 
 # ---------------------------------------------------------------------------------------
 # ROUGE-L, exactly as rouge-score computes it
@@ -255,4 +259,104 @@ def filter_instructions(texts: Iterable[str]) -> tuple[list[str], list[tuple[str
             kept.append(text)
         else:
             rejected.append((text, reason))
+    return kept, rejected
+
+
+# ---------------------------------------------------------------------------------------
+# The bootstrap loop: seeds -> new instructions -> filters -> responses
+# ---------------------------------------------------------------------------------------
+
+PROMPT_HEADER = ("Come up with a series of new, varied tasks that a helpful assistant could "
+                 "be asked to do. Each task is one clear instruction.")
+INSTRUCTION_SAMPLING = Sampling(temperature=0.9, top_p=0.95, top_k=50, max_tokens=48,
+                                stop=("\nTask", "\n\n"))
+RESPONSE_SAMPLING = Sampling(temperature=0.7, top_p=0.9, top_k=50, max_tokens=192)
+
+
+def build_prompt(examples: list[dict]) -> str:
+    """A plain completion prompt listing the examples as Task 1..k and leaving the next
+    task number open, as the paper prompted its (non-chat) model."""
+    lines = [PROMPT_HEADER, ""]
+    lines += [f"Task {i}: {ex['instruction']}" for i, ex in enumerate(examples, 1)]
+    lines.append(f"Task {len(examples) + 1}:")
+    return "\n".join(lines)
+
+
+def sample_examples(human: list[dict], machine: list[dict], rng: random.Random,
+                    n_human: int = 6, n_machine: int = 2) -> list[dict]:
+    """6 human seeds and 2 machine tasks (fewer machine ones while there are fewer),
+    shuffled: the mix the paper used so the pool can drift beyond the seeds."""
+    take_machine = min(n_machine, len(machine))
+    chosen = rng.sample(human, n_human + n_machine - take_machine) + rng.sample(machine, take_machine)
+    rng.shuffle(chosen)
+    return chosen
+
+
+def bootstrap(model, n: int, *, seeds: list[dict] | None = None, seed: int = 0,
+              batch: int = 32, max_rounds: int = 30, threshold: float = 0.7,
+              responses: bool = True, cache=True, progress: bool = True
+              ) -> tuple[list[dict], list[dict]]:
+    """Grow `n` new instructions from the seed tasks, then answer them.
+
+    Each round sends `batch` prompts (a fresh 6 + 2 mix each) in one batched call, keeps
+    candidates that pass the paper's rules and are no closer than ROUGE-L `threshold` to
+    anything already in the pool, and adds them to the pool for the next round. Returns
+    (kept records, rejected records with a `reason`). The run is deterministic for a seed,
+    so a re-run after a kill replays finished rounds from the generation cache.
+    """
+    from .data import seed_tasks
+    human = list(seeds or seed_tasks())
+    rng = random.Random(seed)
+    machine: list[dict] = []
+    rejected: list[dict] = []
+    sampling = INSTRUCTION_SAMPLING.replace(seed=seed)
+    for round_ in range(max_rounds):
+        if len(machine) >= n:
+            break
+        mixes = [sample_examples(human, machine, rng) for _ in range(batch)]
+        gens = model.generate([build_prompt(m) for m in mixes], sampling, cache=cache,
+                              progress=progress, desc=f"self-instruct round {round_ + 1}")
+        fresh = []
+        for g, mix in zip(gens, mixes):
+            text = g.text.strip()
+            record = {"instruction": text, "input": "", "provenance": provenance(
+                g, "self-instruct", model.license, round=round_ + 1,
+                examples=[ex.get("id", "machine") for ex in mix])}
+            why = "incomplete (hit max_tokens)" if g.finish_reason == "length" else rejection_reason(text)
+            if why:
+                rejected.append({**record, "reason": why})
+            else:
+                fresh.append(record)
+        pool = [t["instruction"] for t in human + machine]
+        novel = set(rouge_l_filter([r["instruction"] for r in fresh], pool=pool, threshold=threshold))
+        for r in fresh:
+            if r["instruction"] in novel and len(machine) < n:
+                novel.discard(r["instruction"])  # an exact repeat within the round is a duplicate
+                machine.append(r)
+            else:
+                rejected.append({**r, "reason": f"ROUGE-L > {threshold} with the pool"
+                                 if r["instruction"] not in novel else "surplus: n already reached"})
+    if responses and machine:
+        machine, bad = add_responses(model, machine, seed=seed, cache=cache, progress=progress)
+        rejected += bad
+    return machine, rejected
+
+
+def add_responses(model, records: list[dict], *, seed: int = 0, cache=True, progress: bool = True,
+                  sampling: Sampling | None = None) -> tuple[list[dict], list[dict]]:
+    """Answer each instruction with the model's chat turn; drop empty, cut-off or
+    looping answers. Returns (kept, rejected with a `reason`)."""
+    from .filters import duplicate_ngram_fraction
+    s = (sampling or RESPONSE_SAMPLING).replace(seed=seed)
+    asks = [r["instruction"] + (f"\n\n{r['input']}" if r.get("input") else "") for r in records]
+    gens = model.chat(asks, s, cache=cache, progress=progress, desc="self-instruct responses")
+    kept, rejected = [], []
+    for r, g in zip(records, gens):
+        out = {**r, "output": g.text.strip(),
+               "response_provenance": provenance(g, "self-instruct", model.license, role="response")}
+        words = out["output"].lower().split()
+        why = ("empty response" if not words else
+               "response incomplete (hit max_tokens)" if g.finish_reason == "length" else
+               "response repeats itself" if duplicate_ngram_fraction(words) > 0.3 else None)
+        (rejected if why else kept).append({**out, "reason": why} if why else out)
     return kept, rejected
