@@ -23,7 +23,11 @@ from .sampling import Sampling, sequence_seed
 
 @dataclass
 class Generation:
-    """One generated sequence and where it came from."""
+    """One generated sequence and where it came from.
+
+    `text` is cut before the first stop string; `token_ids`, `completion_tokens` and
+    `logprobs` describe everything that was generated, the stop string's tokens included.
+    """
 
     prompt: str
     text: str
@@ -109,6 +113,13 @@ class Model:
         raise NotImplementedError
 
     def _stream(self, requests: list[Request], sampling: Sampling) -> Iterator[tuple[Request, Generation]]:
+        raise NotImplementedError
+
+    def logits(self, prompts: list[str]):
+        """Full next-token logits after each prompt: array (len(prompts), n_vocab)."""
+        raise NotImplementedError
+
+    def is_end_of_turn(self, token: int) -> bool:
         raise NotImplementedError
 
     def _fingerprint_extra(self) -> str:
@@ -205,8 +216,9 @@ class Model:
                 bar.close()
         stats.seconds = time.perf_counter() - t0
         if any(g.finish_reason == "context" for g in out if g):
-            warnings.warn("some sequences ran out of context before max_tokens; pass a larger "
-                          "n_ctx to load_model() or a smaller max_tokens", stacklevel=2)
+            warnings.warn(f"some sequences ran out of the model's {self.n_ctx}-token context before "
+                          f"max_tokens; ask for a smaller max_tokens or shorter prompts (the llama.cpp "
+                          f"backend also takes load_model(n_ctx=...))", stacklevel=2)
         result = Generations(out)
         result.stats = self.last_stats = stats
         if progress and requests:
@@ -260,7 +272,7 @@ def file_fingerprint(path: str) -> str:
         parts = []
         for root, _, files in sorted(os.walk(p)):
             for f in sorted(files):
-                if f.endswith((".safetensors", ".bin", ".gguf", ".json")):
+                if f.endswith((".safetensors", ".bin", ".gguf", ".json", ".model", ".txt", ".jinja")):
                     parts.append(file_fingerprint(os.path.join(root, f)))
         return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
     h = hashlib.sha256()

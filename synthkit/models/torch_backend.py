@@ -1,0 +1,417 @@
+"""PyTorch / transformers backend: the same interface as llama.cpp, on CUDA when present.
+
+The model runs as an ordinary transformers causal LM, but generation is our own loop,
+not `model.generate`: every sequence must sample with its own random generator (seeded
+from its request) so that its text does not depend on which other prompts shared its
+batch. That is what lets cached and fresh generations mix and a killed run resume.
+
+How a batch is generated:
+
+1. Prompts have different lengths, so they are LEFT-padded: the last prompt token of
+   every row then sits in the same (last) column, and each new token is appended as one
+   new column for all rows at once. An attention mask hides the padding, and position
+   ids count only real tokens, so padding changes nothing a row computes.
+2. One forward pass over the padded prompts fills the KV cache (past keys and values);
+   after that each step feeds just one token per row and reuses the cache.
+3. A row that finishes (end-of-turn token, stop string, max_tokens) is yielded at once
+   and removed from the batch, its cache rows included, so it costs no more compute.
+
+Sampling follows llama.cpp's chain exactly: top-k, then top-p, then min-p, then
+temperature, then a draw from what is left; temperature 0 is greedy argmax.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import DeviceUnavailableError, ModelLoadError, PromptTooLongError
+from .base import Generation, Model, Request
+from .sampling import Sampling
+
+# Tokens that end an assistant turn in common chat templates. A chat model emits one of
+# them, not necessarily the tokenizer's `eos_token`, when it is done answering.
+_END_OF_TURN_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
+
+
+# --- loading ---------------------------------------------------------------------------
+
+def _pick_device(device: str | None) -> str:
+    """None means the best device present; asking for CUDA without one is an error."""
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceUnavailableError("CUDA was asked for but torch sees no CUDA device here; "
+                                     "use device='cpu' (or leave device unset)")
+    return device
+
+
+def _pick_dtype(dtype, device: str):
+    """bfloat16 on CUDA (half the memory, tensor cores), float32 on CPU (where bf16 is slow)."""
+    if dtype is None:
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if isinstance(dtype, str):
+        resolved = getattr(torch, dtype.removeprefix("torch."), None)
+        if not isinstance(resolved, torch.dtype):
+            raise ModelLoadError(f"dtype={dtype!r} is not a torch dtype; use 'float32', "
+                                 f"'bfloat16' or 'float16'")
+        return resolved
+    return dtype
+
+
+@contextlib.contextmanager
+def _quiet():
+    """transformers draws progress bars while it dequantizes a GGUF; students do not need
+    them. Set SYNTHKIT_TORCH_VERBOSE=1 to see them."""
+    if os.environ.get("SYNTHKIT_TORCH_VERBOSE"):
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # the GGUF bar ignores the switch above
+            yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _dtype_kwarg() -> str:
+    """transformers renamed `torch_dtype` to `dtype` in 4.56."""
+    import transformers
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
+def _check_gguf(path: Path) -> None:
+    """Cheap checks first, so a wrong file gives a one-line error, not a deep traceback."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError as e:
+        raise ModelLoadError(f"cannot read {path} ({e.strerror}); check the path and its "
+                             f"permissions") from None
+    if magic != b"GGUF":
+        raise ModelLoadError(f"{path} is not a GGUF file (it starts {magic!r}, not b'GGUF'); pass "
+                             f"a .gguf file or an HF checkpoint directory (with config.json)")
+    try:
+        import gguf  # noqa: F401  (transformers needs it to read GGUF files)
+    except ImportError:
+        raise ModelLoadError("loading a GGUF file with backend='torch' needs the `gguf` package; "
+                             "run `pip install gguf`") from None
+
+
+def _load_gguf(path: Path, dtype):
+    """Tokenizer and dequantized model from a GGUF file.
+
+    `from_pretrained(gguf_file=...)` would do the same, but it needs the `accelerate`
+    package and marks the model as "gguf-quantized", which then refuses
+    `save_pretrained` — and the training labs save the models they fine-tune. Calling
+    the GGUF reader transformers itself uses gives an ordinary model instead. The
+    skeleton model is built on the "meta" device (no memory, no random init) only so
+    the reader can map GGUF tensor names onto the model's parameter names.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+    folder, name = str(path.parent), path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    tensors = load_gguf_checkpoint(str(path), return_tensors=True, model_to_load=skeleton)["tensors"]
+    model = type(skeleton).from_pretrained(None, config=config, state_dict=tensors,
+                                           **{_dtype_kwarg(): dtype})
+    return tokenizer, model
+
+
+def _load_checkpoint(path: Path, dtype):
+    """Tokenizer and model from an HF checkpoint directory (config.json + weights)."""
+    if not (path / "config.json").exists():
+        raise ModelLoadError(f"{path} is a directory without config.json, so not an HF "
+                             f"checkpoint; pass the checkpoint folder or a .gguf file")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True,
+                                                 **{_dtype_kwarg(): dtype})
+    return tokenizer, model
+
+
+# --- one batch of sequences ------------------------------------------------------------
+
+@dataclass
+class _Row:
+    """One sequence being generated."""
+
+    req: Request
+    generator: torch.Generator  # seeded with req.seed: this row's own randomness
+    out_ids: list[int] = field(default_factory=list)
+    logprobs: list[dict] | None = None
+
+
+class _Batch:
+    """Left-padded rows sharing one KV cache; rows can be dropped as they finish."""
+
+    def __init__(self, model: "TorchModel", prompts: list[list[int]]):
+        self.m = model
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), model.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[i, width - len(p):] = 1
+        self.mask = mask.to(model.device)
+        # positions count real tokens only: a row's first real token is at position 0
+        self.pos = (self.mask.cumsum(-1) - 1).clamp(min=0)
+        self.cache = None
+        self.logits = self._forward(ids.to(model.device), self.pos)
+
+    def _forward(self, ids, pos):
+        """Run the model on new tokens; keep the cache; return next-token logits (rows, vocab)."""
+        out = self.m.model(input_ids=ids, attention_mask=self.mask, position_ids=pos,
+                           use_cache=True, **self.m.forward_kwargs, **{self.m.cache_kwarg: self.cache})
+        cache = getattr(out, "cache", None)
+        self.cache = cache if cache is not None else out.past_key_values
+        return out.logits[:, -1].float()
+
+    def step(self, tokens: list[int]) -> None:
+        """Feed one new token per row (one new column) and compute the next logits."""
+        new = torch.tensor(tokens, dtype=torch.long, device=self.mask.device).unsqueeze(1)
+        self.mask = torch.cat([self.mask, torch.ones_like(new)], dim=1)
+        self.pos = self.pos[:, -1:] + 1
+        self.logits = self._forward(new, self.pos)
+
+    def keep(self, rows: list[int]) -> None:
+        """Drop every row not listed: finished sequences stop costing compute."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
+        self.mask, self.pos, self.logits = self.mask[index], self.pos[index], self.logits[index]
+        self.cache.batch_select_indices(index)
+
+
+# --- sampling ----------------------------------------------------------------------------
+
+def filtered_probs(logits, s: Sampling):
+    """llama.cpp's sampler chain on a batch of logits (rows, vocab).
+
+    Returns (probs, ids), both (rows, k): the distribution to draw from over candidate
+    token ids, sorted by logit. Each filter sees what the previous one left, as in
+    llama.cpp: top-k keeps the k best; top-p keeps the smallest head whose probability
+    (renormalized over the candidates) reaches top_p, always at least one token; min-p
+    drops tokens less likely than min_p times the best one; temperature rescales last,
+    so it changes how likely the survivors are, not which tokens survive.
+    """
+    k = s.top_k if 0 < s.top_k < logits.shape[-1] else logits.shape[-1]
+    vals, ids = logits.topk(k, dim=-1)  # sorted, best first
+    if s.top_p < 1.0:
+        p = vals.softmax(-1)
+        mass_before = p.cumsum(-1) - p  # probability of the better tokens
+        vals = vals.masked_fill(mass_before >= s.top_p, -math.inf)
+    if s.min_p > 0:
+        vals = vals.masked_fill(vals < vals[:, :1] + math.log(s.min_p), -math.inf)
+    return torch.softmax(vals / s.temperature, dim=-1), ids
+
+
+def sample(logits, rows: list[_Row], s: Sampling) -> list[int]:
+    """One token per row; each row draws with its own generator."""
+    if s.greedy:
+        return logits.argmax(-1).tolist()
+    probs, ids = filtered_probs(logits, s)
+    picks = [torch.multinomial(probs[i], 1, generator=r.generator) for i, r in enumerate(rows)]
+    return ids.gather(1, torch.stack(picks)).squeeze(1).tolist()
+
+
+# --- the model -----------------------------------------------------------------------------
+
+class TorchModel(Model):
+    """A transformers causal LM behind synthkit's generation interface.
+
+    path: a .gguf file (dequantized on load) or an HF checkpoint directory.
+    device: "cpu", "cuda" or None (CUDA when present). dtype: None picks bfloat16 on
+    CUDA and float32 on CPU. batch_size: sequences decoded together; more is faster per
+    token until the device is saturated, and costs KV-cache memory.
+    """
+
+    backend = "torch"
+
+    def __init__(self, path, *, device: str | None = None, dtype=None, batch_size: int = 16,
+                 chat_template: str | None = None):
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise ModelLoadError(f"no model at {path}; pass a .gguf file or an HF checkpoint "
+                                 f"directory")
+        if path.is_file():
+            _check_gguf(path)
+        try:
+            import transformers
+        except ImportError as e:
+            raise ModelLoadError(f"backend='torch' needs transformers ({e}); run "
+                                 f"`pip install transformers`, or use backend='llama.cpp'") from None
+        self.path = str(path)
+        self.device = _pick_device(device)
+        self.dtype = _pick_dtype(dtype, self.device)
+        self.batch_size = max(1, int(batch_size))
+        try:
+            with _quiet():
+                loader = _load_gguf if path.is_file() else _load_checkpoint
+                self.tokenizer, model = loader(path, self.dtype)
+        except ModelLoadError:
+            raise
+        except Exception as e:  # transformers fails in many ways; say what and what to do
+            raise ModelLoadError(
+                f"transformers could not load {path} ({type(e).__name__}: {e}); the file may be "
+                f"truncated or corrupt, or its architecture unsupported by transformers "
+                f"{transformers.__version__}: re-download it, or try backend='llama.cpp'") from None
+        self.model = model.to(self.device).eval()
+        self._set_vocabulary(chat_template)
+        params = inspect.signature(self.model.forward).parameters
+        # transformers 5 renamed the KV-cache argument `past_key_values` to `cache`
+        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        # only the last position's logits are needed: skip the (tokens x vocab) rest
+        self.forward_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self.n_ctx = int(getattr(self.model.config, "max_position_embeddings", 0) or 2048)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self._token_texts: dict[int, str] = {}
+
+    def _set_vocabulary(self, chat_template: str | None) -> None:
+        """Special tokens, BOS policy and the set of end-of-turn ids."""
+        tok = self.tokenizer
+        out = self.model.get_output_embeddings()
+        self.n_vocab = int(out.weight.shape[0]) if out is not None else int(self.model.config.vocab_size)
+        self.chat_template = chat_template or getattr(tok, "chat_template", None)
+        self.bos_token = tok.bos_token or ""
+        self.eos_token = tok.eos_token or ""
+        self.bos_id = tok.bos_token_id
+        self.eos_id = tok.eos_token_id
+        first = tok("a").input_ids
+        self.add_bos = self.bos_id is not None and bool(first) and first[0] == self.bos_id
+        eos = set()
+        if tok.eos_token_id is not None:
+            eos.add(int(tok.eos_token_id))
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if gen_eos is not None:
+            eos.update(int(i) for i in (gen_eos if isinstance(gen_eos, (list, tuple)) else [gen_eos]))
+        added = tok.get_added_vocab()  # special tokens of chat templates live here
+        eos.update(added[t] for t in _END_OF_TURN_TOKENS if t in added)
+        self.eos_ids = eos
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else min(eos, default=0)
+
+    # --- tokens ----------------------------------------------------------------------
+    def tokenize(self, text: str, add_special: bool = False) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=add_special).input_ids)
+
+    def detokenize(self, ids) -> str:
+        return self.tokenizer.decode([int(t) for t in ids], skip_special_tokens=True,
+                                     clean_up_tokenization_spaces=False)
+
+    def _token_text(self, token: int) -> str:
+        """One token as text, special tokens shown (for logprobs); memoized."""
+        text = self._token_texts.get(token)
+        if text is None:
+            text = self.tokenizer.decode([token], skip_special_tokens=False,
+                                         clean_up_tokenization_spaces=False)
+            self._token_texts[token] = text
+        return text
+
+    def is_end_of_turn(self, token: int) -> bool:
+        return token in self.eos_ids
+
+    def _fingerprint_extra(self) -> str:
+        # bf16 on CUDA and fp32 on CPU give slightly different texts: separate cache keys
+        return f":{self.model.device.type}:{str(self.dtype).removeprefix('torch.')}"
+
+    # --- logits --------------------------------------------------------------------------
+    def logits(self, prompts: list[str]) -> np.ndarray:
+        """Next-token logits after each prompt, shape (len(prompts), n_vocab), float32."""
+        ids = [self.prompt_ids(p) for p in prompts]
+        for p, i in zip(prompts, ids):
+            if len(i) >= self.n_ctx:
+                raise PromptTooLongError(f"a prompt of {len(i)} tokens does not fit n_ctx="
+                                         f"{self.n_ctx} (prompt starts {p[:60]!r})")
+        rows = []
+        with torch.inference_mode():
+            for start in range(0, len(ids), self.batch_size):
+                rows.append(_Batch(self, ids[start:start + self.batch_size]).logits.cpu())
+        if not rows:
+            return np.zeros((0, self.n_vocab), dtype=np.float32)
+        return torch.cat(rows).numpy().astype(np.float32, copy=False)
+
+    # --- generation ----------------------------------------------------------------------
+    def _stream(self, requests: list[Request], sampling: Sampling):
+        """Generate in chunks of up to batch_size; yield each sequence as it finishes.
+
+        Requests are sorted by prompt length first so that a chunk holds prompts of
+        similar length and little padding; outputs do not depend on the grouping.
+        """
+        ordered = sorted(requests, key=lambda r: len(r.prompt_ids))
+        for start in range(0, len(ordered), self.batch_size):
+            yield from self._run_chunk(ordered[start:start + self.batch_size], sampling)
+
+    def _run_chunk(self, requests: list[Request], sampling: Sampling):
+        """Prefill one batch, then sample / yield the finished / drop them / step, until
+        every row is done."""
+        rows = []
+        for req in requests:
+            gen = torch.Generator(device=self.model.device)
+            gen.manual_seed(req.seed)
+            rows.append(_Row(req, gen, logprobs=[] if sampling.logprobs else None))
+        # inference_mode around each step, not around the yields: the caller's code runs
+        # between yields and must not find itself in inference mode
+        with torch.inference_mode():
+            batch = _Batch(self, [r.req.prompt_ids for r in rows])
+        while rows:
+            with torch.inference_mode():
+                tokens = sample(batch.logits, rows, sampling)
+                reasons = [self._advance(r, t, batch.logits[i], sampling)
+                           for i, (r, t) in enumerate(zip(rows, tokens))]
+            for r, reason in zip(rows, reasons):
+                if reason:
+                    yield r.req, self._finish(r, reason)
+            alive = [i for i, reason in enumerate(reasons) if reason is None]
+            if not alive:
+                return
+            with torch.inference_mode():
+                if len(alive) < len(rows):
+                    batch.keep(alive)
+                batch.step([tokens[i] for i in alive])
+            rows = [rows[i] for i in alive]
+
+    def _advance(self, r: _Row, token: int, logits, sampling: Sampling) -> str | None:
+        """Record one sampled token; return a finish reason or None to go on.
+        Same order of checks as the llama.cpp backend."""
+        if token in self.eos_ids:
+            return "stop"
+        if r.logprobs is not None:
+            r.logprobs.append(self._top_logprobs(logits, token, sampling.logprobs))
+        r.out_ids.append(token)
+        if sampling.stop:  # stop strings can span tokens: look at the decoded text
+            text = self.detokenize(r.out_ids)
+            if any(stop in text for stop in sampling.stop):
+                return "stop"
+        if len(r.out_ids) >= sampling.max_tokens:
+            return "length"
+        if len(r.req.prompt_ids) + len(r.out_ids) >= self.n_ctx:
+            return "context"
+        return None
+
+    def _top_logprobs(self, logits, token: int, k: int) -> dict:
+        """Log-probabilities of the raw model distribution (no temperature, no filters)."""
+        logp = logits.double().log_softmax(-1)
+        top_lp, top_ids = logp.topk(min(k, logp.shape[-1]))
+        return {"token": self._token_text(token), "logprob": float(logp[token]),
+                "top": [[self._token_text(int(t)), float(v)] for v, t in zip(top_lp.tolist(), top_ids.tolist())]}
+
+    def _finish(self, r: _Row, reason: str) -> Generation:
+        return Generation(prompt=r.req.prompt, text=self.detokenize(r.out_ids), finish_reason=reason,
+                          prompt_tokens=len(r.req.prompt_ids), completion_tokens=len(r.out_ids),
+                          token_ids=list(r.out_ids), logprobs=r.logprobs)
