@@ -43,6 +43,8 @@ def cmd_start(args) -> int:
         cmd.append("--no-browser")
     if args.port:
         cmd.append(f"--port={args.port}")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")  # containers and CI often run as root
     cmd += args.jupyter_args
     welcome = root / "labs" / "00_welcome.ipynb"
     print(f"starting JupyterLab on {root}" + (f"; begin with {welcome.relative_to(root)}" if welcome.exists() else ""),
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-browser", action="store_true", help="do not open a browser (headless machines)")
     s.add_argument("--port", type=int)
     s.add_argument("--dir", help="course folder (default: found from here)")
-    s.add_argument("jupyter_args", nargs=argparse.REMAINDER, help="passed on to jupyter lab")
+    s.add_argument("jupyter_args", nargs="*", help="other options are passed on to jupyter lab")
     s.set_defaults(func=cmd_start)
 
     c = sub.add_parser("cache", help="show or clear the generation cache")
@@ -102,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only `start` takes unknown options: they are JupyterLab's
+        if getattr(args, "command", None) != "start":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.jupyter_args = extra + args.jupyter_args
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
