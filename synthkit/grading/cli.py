@@ -1,0 +1,118 @@
+"""The course's sub-commands: assign, run, grade, progress.
+
+The main ``synthkit`` command adds them with ``register(subparsers)``; each parser
+sets ``func(args) -> exit code``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _profile_arg(p: argparse.ArgumentParser, default: str | None, what: str) -> None:
+    from ..profiles import PROFILES
+
+    p.add_argument("--profile", choices=PROFILES, default=default,
+                   help=f"size profile the notebook runs at ({what})")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("assign", help="regenerate labs/ (student copies) from solutions/",
+                              description="Make the student notebooks in labs/ from the solution notebooks "
+                                          "in solutions/: solution blocks become stubs, outputs are cleared.")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any lab is stale")
+    p.add_argument("--solutions", default="solutions", help="folder of solution notebooks (default: solutions)")
+    p.add_argument("--labs", default="labs", help="folder of student notebooks (default: labs)")
+    p.set_defaults(func=cmd_assign)
+
+    p = subparsers.add_parser("run", help="run a notebook headless and show its check results",
+                              description="Execute a notebook in a fresh kernel, then run its lab's checks.")
+    p.add_argument("notebook", help="the .ipynb to run")
+    _profile_arg(p, None, "default: $SYNTHKIT_PROFILE, else this machine's")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per cell (default: by profile)")
+    p.add_argument("--output", default=None, help="also save the executed notebook here")
+    p.add_argument("--no-checks", action="store_true", help="only execute, run no checks")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("grade", help="grade submitted notebooks into a CSV gradebook",
+                              description="Run each submission in a fresh kernel, then the installed checks "
+                                          "against the student's objects; one CSV row per student x exercise "
+                                          "and a JSON report beside it.")
+    p.add_argument("submissions", nargs="+", help="notebooks, or folders of them")
+    p.add_argument("--out", default="grades.csv", help="CSV to write (default: grades.csv; report: .json)")
+    p.add_argument("--jobs", type=int, default=2, help="submissions run at once (default: 2)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per cell (default: 120 under ci)")
+    p.add_argument("--lab", default=None, help="grade as this lab (default: from each notebook)")
+    _profile_arg(p, "ci", "default: ci, so a class grades quickly")
+    p.set_defaults(func=cmd_grade)
+
+    p = subparsers.add_parser("progress", help="your recorded checks and quiz answers, per lab")
+    p.add_argument("--lab", default=None, help="only this lab (e.g. 00)")
+    p.set_defaults(func=cmd_progress)
+
+
+def cmd_assign(args) -> int:
+    from .assign import AssignError, assign, problems
+
+    try:
+        states = assign(args.solutions, args.labs, check=args.check)
+    except AssignError as e:
+        print(f"synthkit assign: {e}", file=sys.stderr)
+        return 2
+    for s in states:
+        print(s)
+    bad = problems(states)
+    if args.check and bad:
+        print(f"{len(bad)} lab(s) out of date: run `synthkit assign` and commit labs/", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .runner import format_run, run_notebook
+
+    path = Path(args.notebook)
+    if not path.exists():
+        print(f"synthkit run: no such notebook: {path}", file=sys.stderr)
+        return 2
+    result = run_notebook(path, profile=args.profile, timeout=args.timeout, checks=not args.no_checks)
+    print(format_run(result))
+    if args.output and result.notebook is not None:
+        import nbformat
+        nbformat.write(result.notebook, args.output)
+        print(f"executed notebook written to {args.output}")
+    return 0 if result.status == "ok" and (args.no_checks or result.all_passed) else 1
+
+
+def cmd_grade(args) -> int:
+    from .grade import grade, summary_table
+
+    try:
+        subs = grade(args.submissions, args.out, jobs=args.jobs, timeout=args.timeout,
+                     profile=args.profile, lab=args.lab)
+    except FileNotFoundError as e:
+        print(f"synthkit grade: {e}", file=sys.stderr)
+        return 2
+    print(summary_table(subs))
+    print(f"\n{len(subs)} submission(s) graded -> {args.out} (details: {Path(args.out).with_suffix('.json')})")
+    return 0
+
+
+def cmd_progress(args) -> int:
+    from .progress import show
+
+    show(args.lab)
+    return 0
+
+
+def main(argv=None) -> int:
+    """A stand-alone entry point (`python -m synthkit.grading.cli ...`)."""
+    parser = argparse.ArgumentParser(prog="synthkit")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,426 @@
+"""Exercises with immediate feedback, in the style of Kaggle's learntools.
+
+A lab module (``synthkit.labs.lab00``, ...) defines exercise objects; a notebook
+imports them and calls::
+
+    ex1.check()      # run the checks on the objects you defined in this notebook
+    ex1.hint()       # a nudge (ex1.hint(2) for the next one)
+    ex1.solution()   # the reference code
+
+``check()`` looks up the student's objects (a function ``build_chat_prompt``, say) in
+the namespace of the code that calls it, which in a notebook is the notebook's own.
+Checks test properties on fresh random inputs, so a hard-coded answer does not pass, and
+a failing check says which input failed and how (wrong type, wrong value, too slow,
+raised) but never what the answer should have been.
+
+Essays (``EssayExercise``) are recorded as submitted for an instructor to read; they
+are never marked correct by a machine.
+
+``synthkit grade`` calls ``grade(namespace)`` on fresh copies of these objects, from
+the installed library, after running a submission: editing a notebook's check cells
+changes nothing there.
+"""
+from __future__ import annotations
+
+import html
+import os
+import random
+import signal
+import sys
+import textwrap
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+# What a result can say. The first six come from checks; the last four from the grader.
+PASS, FAIL, ERROR, SLOW, MISSING, SUBMITTED = "pass", "fail", "error", "slow", "missing", "submitted"
+TIMEOUT, CRASHED, INVALID, NOT_RUN = "timeout", "crashed", "invalid", "not run"
+ESSAY_PLACEHOLDER = "(Write your answer here, in a few sentences.)"  # what `assign` leaves in an essay
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"  # nbgrader's markers
+STATUSES = (PASS, FAIL, ERROR, SLOW, MISSING, SUBMITTED, TIMEOUT, CRASHED, INVALID, NOT_RUN)
+
+
+@dataclass
+class Result:
+    """The outcome of one exercise's check."""
+
+    lab: str
+    exercise: str
+    kind: str  # "code" or "essay"
+    status: str
+    message: str
+    max_points: float = 1.0
+    seconds: float = 0.0
+    answer: str | None = None  # an essay's text
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def points(self) -> float:
+        """Points earned as far as a machine can tell: full for a pass, else none (an
+        essay waits for its instructor)."""
+        return self.max_points if self.status == PASS else 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"points": self.points}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Result":
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    # --- how a result shows itself -------------------------------------------------
+    _MARKS = {PASS: ("✓", "#1a7f37"), SUBMITTED: ("✎", "#0550ae")}
+
+    def headline(self) -> str:
+        mark, _ = self._MARKS.get(self.status, ("✗", "#cf222e"))
+        word = {PASS: "Correct", SUBMITTED: "Submitted", MISSING: "Not done yet", SLOW: "Too slow",
+                ERROR: "Your code raised an error", FAIL: "Not yet"}.get(self.status, self.status.capitalize())
+        return f"{mark} {self.exercise} — {word}"
+
+    def __str__(self) -> str:
+        return f"{self.headline()}: {self.message}"
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+    def _repr_html_(self) -> str:
+        _, colour = self._MARKS.get(self.status, ("✗", "#cf222e"))
+        return (f'<div style="border-left:4px solid {colour};padding:2px 8px">'
+                f'<b style="color:{colour}">{html.escape(self.headline())}</b><br>'
+                f'<span style="white-space:pre-wrap">{html.escape(self.message)}</span></div>')
+
+
+# --- what a check raises to say how the student's code did -----------------------------
+class CheckOutcome(Exception):
+    status = FAIL
+
+
+class Failed(CheckOutcome):
+    """A wrong value or a wrong type."""
+    status = FAIL
+
+
+class Raised(CheckOutcome):
+    """The student's code raised."""
+    status = ERROR
+
+
+class TooSlow(CheckOutcome):
+    status = SLOW
+
+
+class Missing(CheckOutcome):
+    """The object is not there, or it is still the stub."""
+    status = MISSING
+
+
+class _Alarm(BaseException):
+    """Raised by the timer inside the student's code (a BaseException, so a bare
+    ``except Exception`` in their code does not swallow it)."""
+
+
+@contextmanager
+def time_limit(seconds: float | None):
+    """Stop the block after `seconds` with TooSlow, where the platform allows it (a
+    SIGALRM timer, main thread only; elsewhere the block runs unbounded)."""
+    usable = (seconds and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def _ring(signum, frame):
+        raise _Alarm()
+
+    previous = signal.signal(signal.SIGALRM, _ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _a(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def show_input(value: Any, limit: int = 70) -> str:
+    """A short, readable rendering of an input for a feedback message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "…" + text[-4:]
+
+
+class Checker:
+    """What a check function gets: the student's namespace, a fresh random generator,
+    and helpers that turn what the student's code does into clear feedback."""
+
+    def __init__(self, exercise: "CodingExercise", namespace: dict):
+        self.exercise = exercise
+        self.namespace = namespace
+        self.rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+
+    def get(self, name: str, *, callable_: bool = False):
+        if name not in self.namespace:
+            raise Missing(f"`{name}` is not defined. Run the cell that defines it (was it renamed or "
+                          f"deleted?), then check again.")
+        obj = self.namespace[name]
+        if callable_ and not callable(obj):
+            raise Failed(f"`{name}` should be a function, but it is {_a(type(obj).__name__)}.")
+        return obj
+
+    def call(self, fn: Callable, *args, label: str | None = None, **kwargs):
+        """Call the student's function, turning what can go wrong into feedback."""
+        label = label or f"{getattr(fn, '__name__', 'your function')}(...)"
+        limit = self.exercise.time_limit
+        start = time.perf_counter()
+        try:
+            with time_limit(limit):
+                return fn(*args, **kwargs)
+        except _Alarm:
+            raise TooSlow(f"{label} was still running after {limit:g} s; it should take well under a "
+                          f"second. Look for a loop that never ends or work repeated inside a loop.") from None
+        except NotImplementedError as e:
+            raise Missing(f"{label} raised NotImplementedError ({e or 'no message'}): replace the "
+                          f"`raise NotImplementedError(...)` line with your code, run that cell, then "
+                          f"check again.") from None
+        except CheckOutcome:
+            raise
+        except Exception as e:
+            where = _student_frame(e)
+            raise Raised(f"{label} raised {type(e).__name__}: {e}{where}") from None
+        finally:
+            self.elapsed = time.perf_counter() - start
+
+    def expect_type(self, value, types, label: str):
+        if not isinstance(value, types):
+            names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise Failed(f"{label} returned {_a(type(value).__name__)} ({show_input(value, 50)}); "
+                         f"it should return {_a(names)}.")
+        return value
+
+    def fail(self, message: str):
+        raise Failed(message)
+
+
+def _student_frame(e: BaseException) -> str:
+    """' (at line N of your cell)' for the innermost frame that is not the library's."""
+    tb = e.__traceback__
+    line = None
+    while tb is not None:
+        fname = tb.tb_frame.f_code.co_filename
+        if "synthkit" not in fname and "site-packages" not in fname:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f" (line {line} of the cell that defines it)" if line else ""
+
+
+# --- the exercises ---------------------------------------------------------------------
+class Exercise:
+    """Something a student does in a lab that the course records."""
+
+    kind = "?"
+
+    def __init__(self, name: str, lab: str, *, title: str = "", points: float = 1.0,
+                 hints: list[str] | str = (), solution: str = ""):
+        self.name, self.lab, self.title, self.points = name, lab, title, float(points)
+        self.hints = [hints] if isinstance(hints, str) else list(hints)
+        self._solution = textwrap.dedent(solution).strip("\n")
+
+    def grade(self, namespace: dict) -> Result:
+        raise NotImplementedError
+
+    def check(self, namespace: dict | None = None) -> None:
+        """Check your work: shows the result and records it in your local progress."""
+        ns = namespace if namespace is not None else sys._getframe(1).f_globals
+        result = self.grade(ns)
+        _show(result)
+        _record(result)
+
+    def hint(self, n: int = 1) -> None:
+        if not self.hints:
+            _say(f"There is no hint for {self.name}; read the cell above it again.")
+            return
+        n = max(1, min(int(n), len(self.hints)))
+        more = f"\n(Another hint: {self.name}.hint({n + 1}))" if n < len(self.hints) else ""
+        _say(f"Hint {n} for {self.name}: {self.hints[n - 1]}{more}", colour="#9a6700")
+
+    def solution(self) -> None:
+        if not self._solution:
+            _say(f"{self.name} has no reference solution to show.")
+            return
+        _say(f"A solution for {self.name}:\n\n{self._solution}", colour="#0550ae", code=True)
+
+    @property
+    def solution_code(self) -> str:
+        return self._solution
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.lab}/{self.name}: {self.title}>"
+
+
+class CodingExercise(Exercise):
+    """A piece of code the student writes, checked by ``checker(c: Checker)``.
+
+    ``names`` are the objects it reads from the student's namespace. The checker raises
+    ``Failed``/``Missing`` (usually through ``c.get``, ``c.call``, ``c.expect_type`` and
+    ``c.fail``) or returns normally for a pass, optionally with a message to show.
+    """
+
+    kind = "code"
+
+    def __init__(self, name: str, lab: str, *, names: tuple[str, ...] | str, checker: Callable,
+                 time_limit: float = 10.0, success: str = "", **kw):
+        super().__init__(name, lab, **kw)
+        self.names = (names,) if isinstance(names, str) else tuple(names)
+        self.checker = checker
+        self.time_limit = time_limit
+        self.success = success
+
+    def grade(self, namespace: dict) -> Result:
+        start = time.perf_counter()
+        status, message = PASS, ""
+        try:
+            extra = self.checker(Checker(self, namespace))
+            message = extra or self.success or "all checks passed."
+        except CheckOutcome as e:
+            status, message = e.status, str(e)
+        except _Alarm:  # the checker's own work ran out of time
+            status, message = SLOW, f"the check ran past {self.time_limit:g} s."
+        except Exception as e:  # a check that cannot run is reported, never a pass
+            status = ERROR
+            message = f"checking your code raised {type(e).__name__}: {e}{_student_frame(e)}"
+        return Result(self.lab, self.name, self.kind, status, message, self.points,
+                      round(time.perf_counter() - start, 3))
+
+
+class EssayExercise(Exercise):
+    """A written answer, recorded as submitted for an instructor to read.
+
+    In the notebook::
+
+        essay1_answer = \"\"\"my answer\"\"\"
+        essay1.submit(essay1_answer)
+
+    The grader reads the variable (``essay1_answer``) from the executed notebook.
+    ``solution()`` shows what a strong answer touches on.
+    """
+
+    kind = "essay"
+
+    def __init__(self, name: str, lab: str, *, prompt: str, variable: str | None = None, **kw):
+        super().__init__(name, lab, **kw)
+        self.prompt = textwrap.dedent(prompt).strip()
+        self.variable = variable or f"{name}_answer"
+
+    def grade(self, namespace: dict) -> Result:
+        answer = namespace.get(self.variable)
+        if answer is None:
+            return Result(self.lab, self.name, self.kind, MISSING,
+                          f"no answer: `{self.variable}` is not defined.", self.points)
+        if not isinstance(answer, str):
+            return Result(self.lab, self.name, self.kind, MISSING,
+                          f"`{self.variable}` should be a string of prose, not a {type(answer).__name__}.",
+                          self.points)
+        text = "\n".join(line for line in answer.replace(ESSAY_PLACEHOLDER, "").splitlines()
+                         if line.strip() not in (BEGIN_SOLUTION, END_SOLUTION)).strip()
+        if not text:
+            return Result(self.lab, self.name, self.kind, MISSING,
+                          f"no answer yet: `{self.variable}` is empty.", self.points, answer="")
+        words = len(text.split())
+        return Result(self.lab, self.name, self.kind, SUBMITTED,
+                      f"{words} words, recorded for your instructor to read (essays are not auto-marked).",
+                      self.points, answer=text)
+
+    def submit(self, answer: str | None = None, namespace: dict | None = None) -> None:
+        """Record your answer (it is also kept in `<name>_answer`, where the grader reads it)."""
+        ns = namespace if namespace is not None else sys._getframe(1).f_globals
+        if answer is not None:
+            ns[self.variable] = answer
+        result = self.grade(ns)
+        _show(result)
+        _record(result)
+
+    def check(self, namespace: dict | None = None) -> None:
+        self.submit(namespace=namespace if namespace is not None else sys._getframe(1).f_globals)
+
+    def question(self) -> None:
+        _say(f"{self.name}: {self.prompt}")
+
+
+# --- grading a whole lab ---------------------------------------------------------------
+def grade_all(exercises: list[Exercise], namespace: dict) -> list[Result]:
+    """Every exercise's result against one namespace; one failure never stops the rest."""
+    results = []
+    for ex in exercises:
+        try:
+            results.append(ex.grade(namespace))
+        except BaseException as e:  # noqa: BLE001 - a grader must report, not stop
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            results.append(Result(ex.lab, ex.name, ex.kind, ERROR,
+                                  f"the check could not run: {type(e).__name__}: {e}", ex.points))
+    return results
+
+
+def grade_lab(lab: str, namespace: dict) -> list[dict]:
+    """Every exercise of lab `lab` against `namespace`, as plain dicts (what the grader's
+    injected cell calls inside a submission's kernel)."""
+    from ..labs import lab_exercises
+
+    return [r.to_dict() for r in grade_all(lab_exercises(lab), namespace)]
+
+
+# --- output ----------------------------------------------------------------------------
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    ip = get_ipython()
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _show(result: Result) -> None:
+    if _in_notebook():
+        from IPython.display import display
+        display(result)
+    else:
+        print(result)
+
+
+class Note:
+    """A message that shows as coloured HTML in a notebook and as plain text elsewhere."""
+
+    def __init__(self, text: str, colour: str = "#57606a", code: bool = False):
+        self.text, self.colour, self.code = text, colour, code
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(self.text)
+
+    def _repr_html_(self) -> str:
+        font = "font-family:monospace;" if self.code else ""
+        return (f'<div style="border-left:4px solid {self.colour};padding:2px 8px;'
+                f'white-space:pre-wrap;{font}">{html.escape(self.text)}</div>')
+
+
+def _say(text: str, colour: str = "#57606a", code: bool = False) -> None:
+    if _in_notebook():
+        from IPython.display import display
+        display(Note(text, colour, code))
+    else:
+        print(text)
+
+
+def _record(result: Result) -> None:
+    from . import progress
+    progress.record(result.lab, result.exercise, kind=result.kind, status=result.status,
+                    message=result.message, answer=result.answer)

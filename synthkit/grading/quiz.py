@@ -1,0 +1,168 @@
+"""Concept checks: a few multiple-choice questions at the end of each lab.
+
+In JupyterLab, ``quiz.show()`` (or ``quiz`` as the last line of a cell) draws one
+set of radio buttons per question: click a choice and you see at once whether it is
+right and a one-line why. Without a widget front end (a headless run, a plain
+terminal, a notebook viewer) the same quiz shows as text, and you answer in code::
+
+    quiz.answer(1, "b")
+
+Either way each answer is saved in your local progress (``synthkit progress``).
+Concept checks are for you: the class grader does not score them.
+"""
+from __future__ import annotations
+
+import html
+import sys
+from dataclasses import dataclass
+
+from .exercises import Note, _in_notebook
+
+LETTERS = "abcdefghij"
+
+
+@dataclass
+class Question:
+    text: str
+    choices: list[str]
+    answer: int  # index of the right choice in `choices`
+    why: str  # one line: why the right choice is right
+
+    def __post_init__(self):
+        if not 2 <= len(self.choices) <= len(LETTERS):
+            raise ValueError(f"a question needs 2 to {len(LETTERS)} choices: {self.text!r}")
+        if not 0 <= self.answer < len(self.choices):
+            raise ValueError(f"answer index {self.answer} is not one of the choices of {self.text!r}")
+
+
+class Quiz:
+    def __init__(self, lab: str, questions: list[Question], name: str = "quiz"):
+        self.lab, self.questions, self.name = lab, list(questions), name
+        self.answers: dict[int, bool] = {}  # question number (1-based) -> right?
+
+    # --- answering -------------------------------------------------------------------
+    def _choice_index(self, q: Question, choice) -> int:
+        if isinstance(choice, bool):
+            raise ValueError("give a choice as a letter ('a', 'b', ...)")
+        if isinstance(choice, int):
+            index = choice - 1  # people count choices from 1
+        elif isinstance(choice, str) and len(choice.strip()) == 1 and choice.strip().lower() in LETTERS:
+            index = LETTERS.index(choice.strip().lower())
+        elif isinstance(choice, str) and choice.strip() in q.choices:
+            index = q.choices.index(choice.strip())
+        else:
+            raise ValueError(f"{choice!r} is not a choice; answer with a letter from "
+                             f"'a' to '{LETTERS[len(q.choices) - 1]}'")
+        if not 0 <= index < len(q.choices):
+            raise ValueError(f"this question has choices 'a' to '{LETTERS[len(q.choices) - 1]}'; got {choice!r}")
+        return index
+
+    def _mark(self, number: int, index: int, via: str) -> tuple[bool, str]:
+        from . import progress
+
+        q = self.questions[number - 1]
+        right = index == q.answer
+        self.answers[number] = right
+        progress.record(self.lab, f"{self.name}.q{number}", kind="quiz", status="pass" if right else "fail",
+                        choice=LETTERS[index], via=via)
+        verdict = "✓ Right." if right else "✗ Not quite."
+        return right, f"{verdict} {q.why}"
+
+    def answer(self, question: int, choice) -> bool:
+        """Answer question `question` (counting from 1) with a letter: quiz.answer(1, "b")."""
+        if not isinstance(question, int) or not 1 <= question <= len(self.questions):
+            raise ValueError(f"there are questions 1 to {len(self.questions)}; got {question!r}")
+        index = self._choice_index(self.questions[question - 1], choice)
+        right, feedback = self._mark(question, index, via="text")
+        text = f"{question}. {feedback}\n{self.score_line()}"
+        if _in_notebook():
+            from IPython.display import display
+            display(Note(text, "#1a7f37" if right else "#cf222e"))
+        else:
+            print(text)
+        return right
+
+    @property
+    def score(self) -> tuple[int, int]:
+        """(right, total) over the answers given in this session."""
+        return sum(self.answers.values()), len(self.questions)
+
+    def score_line(self) -> str:
+        right, total = self.score
+        return f"Concept check: {right}/{total} right ({len(self.answers)} answered)."
+
+    # --- showing -----------------------------------------------------------------------
+    def text(self) -> str:
+        lines = [f"Concept check (lab {self.lab}): {len(self.questions)} questions."]
+        for i, q in enumerate(self.questions, 1):
+            lines.append(f"\n{i}. {q.text}")
+            lines += [f"   {LETTERS[k]}) {c}" for k, c in enumerate(q.choices)]
+        lines.append(f"\nNo clickable quiz here? Answer in code, e.g. {self.name}.answer(1, \"b\"); "
+                     f"each answer shows right or wrong and why, and is saved to your progress.")
+        return "\n".join(lines)
+
+    def widget(self):
+        """The clickable quiz (an ipywidgets box whose plain-text form is the text quiz)."""
+        import ipywidgets as w
+
+        class QuizBox(w.VBox):
+            def _repr_mimebundle_(box, **kwargs):
+                data = super()._repr_mimebundle_(**kwargs)
+                if data:  # a front end without widgets falls back to the text quiz
+                    data["text/plain"] = self.text()
+                return data
+
+        score = w.HTML(html.escape(self.score_line()))
+        parts = [w.HTML(f"<b>Concept check (lab {self.lab})</b>: click a choice to see whether it is right.")]
+        for number, q in enumerate(self.questions, 1):
+            radio = w.RadioButtons(options=[(f"{LETTERS[k]}) {c}", k) for k, c in enumerate(q.choices)],
+                                   value=None, layout=w.Layout(width="auto"))
+            feedback = w.HTML("")
+
+            def on_pick(change, number=number, feedback=feedback):
+                if change["new"] is None:
+                    return
+                right, text = self._mark(number, change["new"], via="widget")
+                colour = "#1a7f37" if right else "#cf222e"
+                feedback.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+                score.value = html.escape(self.score_line())
+
+            radio.observe(on_pick, names="value")
+            parts.append(w.VBox([w.HTML(f"<b>{number}.</b> {html.escape(q.text)}"), radio, feedback]))
+        parts.append(score)
+        return QuizBox(parts)
+
+    def show(self) -> None:
+        """The quiz: clickable in a notebook, text elsewhere (interactive in a terminal)."""
+        if _in_notebook():
+            from IPython.display import display
+            try:
+                display(self.widget())
+                return
+            except ImportError:  # no ipywidgets: the text quiz below
+                display(Note(self.text()))
+                return
+        print(self.text())
+        if sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty():
+            self._ask_in_terminal()
+
+    def _ask_in_terminal(self) -> None:
+        for number, q in enumerate(self.questions, 1):
+            while True:
+                reply = input(f"\n{number}. your answer (letter, Enter to skip): ").strip()
+                if not reply:
+                    break
+                try:
+                    index = self._choice_index(q, reply)
+                except ValueError as e:
+                    print(e)
+                    continue
+                print(self._mark(number, index, via="terminal")[1])
+                break
+        print(self.score_line())
+
+    def _ipython_display_(self) -> None:
+        self.show()
+
+    def __repr__(self) -> str:
+        return f"<Quiz lab {self.lab}: {len(self.questions)} questions>"

@@ -1,0 +1,174 @@
+"""Notebooks under test: every solution notebook passes its checks under the ci profile,
+every student lab runs without crashing and scores zero, and grading survives the
+submissions a real class hands in (broken, hostile, or both)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from synthkit.grading import cli
+from synthkit.grading.runner import run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+LABS = sorted((ROOT / "labs").glob("*.ipynb"))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _scratch_env(tmp_path_factory):
+    """One generation cache for the module (the first notebook fills it), a scratch
+    progress store, no network."""
+    saved = dict(os.environ)
+    base = tmp_path_factory.mktemp("nb-env")
+    os.environ.update(SYNTHKIT_HOME=str(base / "home"), SYNTHKIT_CACHE_DIR=str(base / "cache"),
+                      HF_HUB_OFFLINE="1", SYNTHKIT_PROFILE="ci")
+    os.environ.pop("SYNTHKIT_COURSE", None)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_notebook_passes_every_check_under_ci(path):
+    r = run_notebook(path, profile="ci", timeout=300)
+    assert r.status == "ok", (r.issues, r.notes)
+    assert not r.errors, "\n".join(map(str, r.errors))
+    assert r.results, "no checks ran"
+    for res in r.results:
+        assert res.status == ("submitted" if res.kind == "essay" else "pass"), str(res)
+
+
+@pytest.mark.parametrize("path", LABS, ids=lambda p: p.name)
+def test_student_lab_runs_and_scores_zero(path):
+    r = run_notebook(path, profile="ci", timeout=300)
+    assert r.status == "ok", (r.issues, r.notes)  # no crash, no timeout
+    assert not r.errors, "a cell of the blank lab raises: " + "\n".join(map(str, r.errors))
+    code = [res for res in r.results if res.kind == "code"]
+    assert code and all(res.status == "missing" and res.points == 0 for res in code), [str(x) for x in code]
+    assert all(res.status == "missing" for res in r.results if res.kind == "essay")
+
+
+def _cell(nb, cell_id):
+    return next(c for c in nb.cells if c.get("id") == cell_id)
+
+
+def _submissions(folder: Path) -> dict[str, str]:
+    """Crafted submissions of lab 00, named <student>-00_welcome.ipynb; returns what each tests."""
+    solution = nbformat.read(ROOT / "solutions" / "00_welcome.ipynb", as_version=4)
+    blank = nbformat.read(ROOT / "labs" / "00_welcome.ipynb", as_version=4)
+
+    def save(name, nb):
+        nbformat.write(nb, folder / f"{name}-00_welcome.ipynb")
+
+    save("good", solution)
+    (folder / "notjson-00_welcome.ipynb").write_text('{"cells": [ this is not json', encoding="utf-8")
+
+    nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+    nb.cells = [c for c in nb.cells if c.get("id") not in ("ex1-code", "essay1")]
+    save("deleted", nb)
+
+    nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+    _cell(nb, "ex1-code").source = "while True:\n    pass\n" + _cell(nb, "ex1-code").source
+    save("loop", nb)
+
+    nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+    _cell(nb, "cache").source = ("import time\nwhile True:\n    try:\n        time.sleep(0.1)\n"
+                                 "    except KeyboardInterrupt:\n        pass\n")
+    save("stubborn", nb)
+
+    nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+    _cell(nb, "ex1-code").source = "import os\nos._exit(1)\n" + _cell(nb, "ex1-code").source
+    save("killer", nb)
+
+    nb = nbformat.from_dict(json.loads(json.dumps(solution)))
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.source = 'raise RuntimeError("broken on purpose")\n' + c.source
+    save("raiser", nb)
+
+    nb = nbformat.from_dict(json.loads(json.dumps(blank)))  # nothing solved, but claims to be
+    _cell(nb, "ex1-check").source = _cheating_check_cell()
+    save("cheat", nb)
+
+
+def _cheating_check_cell() -> str:
+    return "\n".join([
+        "import synthkit.grading.exercises as E",
+        "ex1.check = lambda *a, **k: print('✓ ex1 — Correct')",
+        "E.CodingExercise.grade = lambda self, ns: E.Result(self.lab, self.name, 'code', 'pass', 'ok', self.points)",
+        "E.grade_lab = lambda lab, ns: [dict(lab=lab, exercise='ex1', kind='code', status='pass', message='ok')]",
+        "def build_chat_prompt(model, user_message, system=None):",
+        "    return 'whatever'",
+        "print('✓ ex1 — Correct')",
+        "ex1.check()",
+    ])
+
+
+def test_grading_a_class_survives_broken_and_hostile_submissions(tmp_path, capsys):
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    _submissions(subs)
+    out = tmp_path / "grades.csv"
+    rc = cli.main(["grade", str(subs), "--out", str(out), "--jobs", "2", "--timeout", "20"])
+    assert rc == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    table = {(r["student"], r["exercise"]): r for r in rows}
+    students = {r["student"] for r in rows}
+    assert students == {"good", "notjson", "deleted", "loop", "stubborn", "killer", "raiser", "cheat"}
+    assert all(r["lab"] == "00" for r in rows)
+
+    def row(student, exercise="ex1"):
+        return table[(student, exercise)]
+
+    assert row("good")["status"] == "pass" and row("good")["points"] == "2" and row("good")["max_points"] == "2"
+    assert row("good", "essay1")["status"] == "submitted" and row("good", "essay1")["points"] == "0"
+    assert "Re-running a cell" in row("good", "essay1")["message"]  # the instructor reads it here
+    assert "SOLUTION" not in row("good", "essay1")["message"]
+
+    assert row("notjson")["status"] == "invalid" and "JSON" in row("notjson")["message"]
+    assert row("notjson", "essay1")["status"] == "invalid"
+    assert row("deleted")["status"] == "missing" and "not defined" in row("deleted")["message"]
+    assert row("deleted", "essay1")["status"] == "missing"
+    assert row("loop")["status"] == "timeout" and "20 s" in row("loop")["message"]
+    assert row("loop", "essay1")["status"] == "submitted"  # the rest of the notebook still ran
+    assert row("stubborn")["status"] == "pass" and "ignored the interrupt" in row("stubborn")["message"]
+    assert "skipped in a fresh run" in row("stubborn")["message"]
+    assert row("killer")["status"] == "crashed" and "kernel died" in row("killer")["message"]
+    assert row("raiser")["status"] == "missing" and "RuntimeError" in row("raiser")["message"]
+    assert row("cheat")["status"] == "fail" and row("cheat")["points"] == "0"  # its own check said ✓
+
+    for r in rows:
+        if r["student"] != "good":
+            assert r["message"], r
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["graded"] == 8
+    by_student = {s["student"]: s for s in report["submissions"]}
+    assert by_student["killer"]["attempts"] == 2
+    assert by_student["stubborn"]["status"] == "timeout" and by_student["stubborn"]["attempts"] == 2
+    assert any(i["kind"] == "timeout" for i in by_student["loop"]["cell_issues"])
+    printed = capsys.readouterr().out
+    assert "8 submission(s) graded" in printed
+
+
+def test_the_kernel_runs_this_python_whatever_kernel_specs_are_installed(tmp_path, monkeypatch):
+    """A user-level `python3` kernel spec pointing elsewhere must not matter: the runner
+    makes its own spec from sys.executable."""
+    import sys
+    bogus = tmp_path / "jupyter" / "kernels" / "python3"
+    bogus.mkdir(parents=True)
+    (bogus / "kernel.json").write_text(json.dumps({"argv": ["/bin/false", "{connection_file}"],
+                                                   "display_name": "broken", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys, os; print(sys.executable)")])
+    path = tmp_path / "probe.ipynb"
+    nbformat.write(nb, path)
+    r = run_notebook(path, profile="ci", timeout=60, checks=False)
+    assert r.status == "ok", (r.issues, r.notes)
+    assert r.notebook.cells[0].outputs[0]["text"].strip() == sys.executable
