@@ -1,0 +1,301 @@
+"""Lab 01 (the data cliff): the arithmetic, the funnel on real Wikipedia text with the real
+tokenizer, the crawl-like mix and its answer key, and the lab's exercise checks."""
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from synthkit import cliff, filters
+from synthkit.data import wiki_summaries
+from synthkit.labs import lab01
+
+# ---------------------------------------------------------------------------------------
+# The arithmetic
+# ---------------------------------------------------------------------------------------
+
+
+def test_chapter_figures_and_stock():
+    assert cliff.usable_stock(400e12, 0.15) == pytest.approx(60e12)
+    low, high = (cliff.usable_stock(r) for r in cliff.RAW_WEB_TOKENS)
+    assert low == pytest.approx(45e12) and high == pytest.approx(75e12)
+    assert cliff.FRONTIER_RUN_2024[1] / cliff.HIGH_QUALITY_STOCK == pytest.approx(0.3)
+    with pytest.raises(ValueError):
+        cliff.usable_stock(1e12, 1.5)
+    with pytest.raises(ValueError):
+        cliff.usable_stock(-1, 0.1)
+
+
+def test_annual_growth_round_trips():
+    g = cliff.annual_growth(300e9, 2020, 15e12, 2024)
+    assert g == pytest.approx(50 ** 0.25)
+    assert 300e9 * g ** 4 == pytest.approx(15e12)
+    with pytest.raises(ValueError):
+        cliff.annual_growth(1, 2020, 2, 2020)
+
+
+def test_years_until_exhausted_matches_the_projection():
+    rng = random.Random(0)
+    for _ in range(200):
+        stock = 10 ** rng.uniform(12, 15)
+        run = 10 ** rng.uniform(10, 13)
+        g, s = rng.uniform(1.1, 4), rng.uniform(1.0, 1.08)
+        epochs = rng.choice([1, 2, 4])
+        t = cliff.years_until_exhausted(stock, run, g, s, epochs)
+        if run / epochs >= stock:
+            assert t == 0
+            continue
+        # at year t the run's unique need equals the stock, exactly
+        assert run * g ** t / epochs == pytest.approx(stock * s ** t, rel=1e-9)
+        rows = cliff.projection(stock, run, g, s, start_year=2024, years=math.ceil(t) + 1, epochs=epochs)
+        first = next(r for r in rows if r["exhausted"])
+        assert first["year"] == 2024 + math.ceil(t - 1e-12)
+        assert cliff.exhaustion_year(stock, run, g, s, 2024, epochs) == pytest.approx(2024 + t)
+
+
+def test_exhaustion_edge_cases():
+    assert cliff.years_until_exhausted(50e12, 60e12, 2.0) == 0
+    assert cliff.years_until_exhausted(50e12, 15e12, 1.05, stock_growth=1.05) == math.inf
+    assert cliff.years_until_exhausted(50e12, 15e12, 1.0) == math.inf
+    more_epochs = cliff.years_until_exhausted(50e12, 15e12, 2.5, epochs=4)
+    assert more_epochs > cliff.years_until_exhausted(50e12, 15e12, 2.5)
+    # the chapter's figures: the cliff arrives within a couple of years of 2024
+    assert 2025 < cliff.exhaustion_year(cliff.HIGH_QUALITY_STOCK, 15e12, 2.66) < 2026
+    with pytest.raises(ValueError):
+        cliff.years_until_exhausted(50e12, 15e12, 0)
+    with pytest.raises(ValueError):
+        cliff.years_until_exhausted(50e12, 15e12, 2, epochs=0.5)
+
+
+def test_tokens_label():
+    assert cliff.tokens_label(15e12) == "15T"
+    assert cliff.tokens_label(300e9) == "300B"
+    assert cliff.tokens_label(1.4e12) == "1.4T"
+    assert cliff.tokens_label(950) == "950"
+
+
+# ---------------------------------------------------------------------------------------
+# Tokens and the funnel, on the real corpus with the real tokenizer
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def english():
+    return wiki_summaries("en")[:400]
+
+
+def test_count_tokens_uses_the_model_and_counts_each_text_once(llama_model, english):
+    texts = [r["text"] for r in english[:50]]
+    counts = cliff.count_tokens(texts, llama_model)
+    assert counts == [len(llama_model.tokenize(t)) for t in texts]
+    calls = []
+
+    def counting(text):
+        calls.append(text)
+        return len(text.split())
+
+    cliff.count_tokens(texts + texts[:10], counting)
+    assert len(calls) == 50
+    with pytest.raises(TypeError):
+        cliff.count_tokens(texts, 42)
+
+
+def test_the_tokenizer_charges_more_for_spanish_and_french(llama_model):
+    en = cliff.tokens_per_char([r["text"] for r in wiki_summaries("en")[:200]], llama_model)
+    es = cliff.tokens_per_char([r["text"] for r in wiki_summaries("es")[:200]], llama_model)
+    fr = cliff.tokens_per_char([r["text"] for r in wiki_summaries("fr")[:200]], llama_model)
+    assert 0.15 < en < 0.3
+    assert es > 1.3 * en and fr > 1.3 * en
+
+
+def test_funnel_on_real_summaries(llama_model, english):
+    records = english + [dict(english[3]), dict(english[7], text=english[7]["text"].upper())]
+    stages = cliff.funnel(records, llama_model)
+    assert [s["stage"] for s in stages] == ["collected", "exact dedup", "near dedup", "quality"]
+    counts = cliff.count_tokens([r["text"] for r in records], llama_model)
+    for before, after in zip(stages, stages[1:]):
+        assert set(after["kept"]) <= set(before["kept"])
+        assert after["documents"] <= before["documents"] and after["tokens"] <= before["tokens"]
+    for s in stages:
+        assert s["documents"] == len(s["kept"]) and s["tokens"] == sum(counts[i] for i in s["kept"])
+    # the two planted copies go at the exact stage, and nothing else does
+    assert stages[0]["documents"] - stages[1]["documents"] == 2
+    assert len(records) - 2 not in stages[1]["kept"] and len(records) - 1 not in stages[1]["kept"]
+    # Wikipedia is curated: almost every token survives
+    assert stages[-1]["tokens"] > 0.95 * stages[1]["tokens"]
+    table = cliff.funnel_table(stages)
+    assert "near dedup" in table and "%" in table
+    # precomputed counts give the same funnel; a wrong number of them is refused
+    assert [s["tokens"] for s in cliff.funnel(records, counts)] == [s["tokens"] for s in stages]
+    with pytest.raises(ValueError):
+        cliff.funnel(records, counts[:-1])
+
+
+def test_quality_keep_and_rule_table(english):
+    texts = [r["text"] for r in english]
+    tokens = [len(t.split()) for t in texts]
+    strict = cliff.quality_keep(texts, min_words=50)
+    loose = cliff.quality_keep(texts, min_words=5)
+    assert sum(strict) < sum(loose)                       # the 50-word floor costs real summaries
+    assert all(b for a, b in zip(strict, loose) if a)
+    table = {row["rule"]: row for row in cliff.rule_table(texts, tokens, min_words=50)}
+    assert table["too_short"]["documents"] > 0
+    # switching one rule off gives back exactly the documents it flagged alone
+    for rule, row in table.items():
+        relaxed = cliff.quality_keep(texts, min_words=50, ignore=[rule])
+        gained = [i for i in range(len(texts)) if relaxed[i] and not strict[i]]
+        assert len(gained) == row["documents_alone"]
+        assert sum(tokens[i] for i in gained) == row["tokens_alone"]
+    with pytest.raises(ValueError, match="unknown quality rule"):
+        cliff.quality_keep(texts, ignore=["no_such_rule"])
+
+
+# ---------------------------------------------------------------------------------------
+# The crawl-like mix and scoring
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crawl():
+    return cliff.crawl_like(wiki_summaries("en")[:1000], reposts=0.05, near_copies=0.10, junk=0.10, seed=3)
+
+
+def test_crawl_like_labels_are_a_true_answer_key(crawl):
+    assert dict(cliff.origins(crawl)) == {"human": 1000, "repost": 50, "near copy": 100, "junk": 100}
+    originals = {r["text"] for r in wiki_summaries("en")[:1000]}
+    for i, r in enumerate(crawl):
+        if r["origin"] == "human":
+            assert r["text"] in originals and r["of"] is None
+        elif r["origin"] == "junk":
+            assert r["of"] is None and r["title"] is None
+        else:
+            source = crawl[r["of"]]
+            assert r["of"] < i and source["origin"] == "human" and source["title"] == r["title"]
+            if r["origin"] == "repost":
+                assert filters.normalize_text(r["text"]) == filters.normalize_text(source["text"])
+            else:
+                assert r["text"] != source["text"]
+                assert abs(len(r["text"].split()) - len(source["text"].split())) <= 2
+
+
+def test_junk_pages_mostly_fail_the_quality_rules():
+    rng = random.Random(0)
+    pages = [cliff.junk_page(rng) for _ in range(800)]
+    failing = sum(not filters.passes_quality(p) for p in pages)
+    assert 0.75 * len(pages) < failing < len(pages)      # most fail; the search-engine bait does not
+
+
+def test_funnel_catches_the_planted_copies(crawl):
+    tokens = [len(r["text"].split()) for r in crawl]
+    stages = cliff.funnel(crawl, tokens, by="origin")
+    assert set(stages[0]["groups"]) == {"human", "repost", "near copy", "junk"}
+    assert "repost" not in stages[1]["groups"]                    # exact dedup takes every repost
+    exact = cliff.dedup_scores(crawl, stages[1]["kept"], stages[0]["kept"], planted=("repost",))
+    assert exact["precision"] == 1.0 and exact["recall"] == 1.0
+    near = cliff.dedup_scores(crawl, stages[2]["kept"], stages[1]["kept"])
+    assert near["recall"] > 0.9 and near["precision"] > 0.95
+    assert stages[3]["groups"]["junk"]["documents"] < 0.3 * stages[0]["groups"]["junk"]["documents"]
+    assert stages[3]["groups"]["human"]["tokens"] > 0.95 * stages[0]["groups"]["human"]["tokens"]
+
+
+def test_dedup_scores_by_hand():
+    records = [{"origin": "human"}, {"origin": "repost"}, {"origin": "human"},
+               {"origin": "near copy"}, {"origin": "junk"}, {"origin": "junk"}]
+    s = cliff.dedup_scores(records, kept=[0, 3, 4])      # removed: 1 (right), 2 (wrong), 5 (junk)
+    assert (s["removed"], s["caught"], s["false_alarms"], s["missed"], s["ignored_removed"]) == (2, 1, 1, 1, 1)
+    assert s["precision"] == 0.5 and s["recall"] == 0.5
+    assert cliff.dedup_scores(records, kept=range(6))["precision"] == 1.0
+
+
+def test_true_duplicate_pairs_include_copies_of_the_same_original():
+    records = [{"of": None}, {"of": 0}, {"of": None}, {"of": 0}, {"of": 2}]
+    assert cliff.true_duplicate_pairs(records) == {(0, 1), (0, 3), (1, 3), (2, 4)}
+
+
+def test_plots_draw_without_a_screen(crawl):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = cliff.plot_cliff(60e12, 15e12, 2.66, 1.05)
+    assert "2025" in ax.get_title()
+    ax = cliff.plot_cliff(60e12, 15e12, 1.0)
+    assert "no cliff" in ax.get_title()
+    stages = cliff.funnel(crawl[:300], [1] * 300, by="origin")
+    cliff.plot_funnel(stages)
+    cliff.plot_funnel(cliff.funnel(crawl[:300], [1] * 300))
+    plt.close("all")
+
+
+# ---------------------------------------------------------------------------------------
+# The lab's exercises
+# ---------------------------------------------------------------------------------------
+
+
+def _solved(exercise) -> dict:
+    namespace: dict = {}
+    exec(exercise.solution_code, namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("exercise", [lab01.ex1, lab01.ex2, lab01.ex3], ids=lambda e: e.name)
+def test_reference_solutions_pass_repeatedly(exercise):
+    namespace = _solved(exercise)
+    for _ in range(10):   # fresh random inputs every time
+        result = exercise.grade(namespace)
+        assert result.status == "pass", result.message
+
+
+def test_wrong_answers_fail_and_name_the_input():
+    def off_by_one(stock, first_run, growth):   # strict < : drops a run that fits exactly
+        runs, used, run = 0, 0.0, first_run
+        while used + run < stock:
+            used, runs, run = used + run, runs + 1, run * growth
+        return runs
+
+    def one_run_view(stock, first_run, growth):  # answers the other question (single run)
+        return int(math.log(stock / first_run) / math.log(growth)) if growth > 1 else int(stock // first_run)
+
+    for fn in (off_by_one, one_run_view, lambda s, f, g: 2):
+        r = lab01.ex1.grade({"years_of_fresh_data": fn})
+        assert r.status == "fail" and "years_of_fresh_data(stock=" in r.message
+
+    def no_strip(text, min_words=3):
+        return "\n".join(l for l in text.splitlines() if l.strip().endswith(lab01.TERMINAL)
+                         and len(l.split()) >= min_words)
+
+    def ascii_quotes_only(text, min_words=3):
+        return "\n".join(l.strip() for l in text.splitlines() if l.strip().endswith((".", "!", "?", '"'))
+                         and len(l.split()) >= min_words)
+
+    for fn in (no_strip, ascii_quotes_only):
+        fails = [lab01.ex2.grade({"keep_prose_lines": fn}).status for _ in range(5)]
+        assert "fail" in fails
+
+    def ordered(predicted, true):
+        p, t = set(predicted), set(true)
+        return (len(p & t) / len(p) if p else 1.0, len(p & t) / len(t) if t else 1.0)
+
+    r = lab01.ex3.grade({"pair_precision_recall": ordered})
+    assert r.status == "fail"
+    r = lab01.ex3.grade({"pair_precision_recall": lambda p, t: (1.0, 1.0)})
+    assert r.status == "fail"
+
+
+def test_stubs_and_missing_names_score_nothing():
+    def stub(*args, **kwargs):
+        raise NotImplementedError("Write your code here")
+
+    for exercise, name in [(lab01.ex1, "years_of_fresh_data"), (lab01.ex2, "keep_prose_lines"),
+                           (lab01.ex3, "pair_precision_recall")]:
+        assert exercise.grade({name: stub}).status == "missing"
+        assert exercise.grade({}).status == "missing"
+    assert lab01.essay1.grade({}).status == "missing"
+    assert lab01.essay1.grade({"essay1_answer": "Synthetic data, because ..."}).status == "submitted"
+
+
+def test_quiz_is_well_formed():
+    assert len(lab01.quiz.questions) >= 4
+    for q in lab01.quiz.questions:
+        assert q.why and 0 <= q.answer < len(q.choices)
