@@ -40,7 +40,8 @@ def wiki_summaries(lang: str = "en") -> list[dict]:
     """Wikipedia summaries in `lang` ("en", "es" or "fr"), one record per article.
 
     Each record has title, text (the article's lead section), description, topic (12
-    broad labels in English, such as "People" or "Mathematics"), lang, license and source.
+    broad labels in the record's own language: "People" in English, "Personas" in Spanish,
+    "Personnalités" in French), lang, license and source.
     The list is a fresh copy: change it freely.
     """
     return [dict(r) for r in _load_summaries(_locale(lang))]
