@@ -294,8 +294,8 @@ def sample_examples(human: list[dict], machine: list[dict], rng: random.Random,
 
 def bootstrap(model, n: int, *, seeds: list[dict] | None = None, seed: int = 0,
               batch: int = 32, max_rounds: int = 30, threshold: float = 0.7,
-              responses: bool = True, cache=True, progress: bool = True
-              ) -> tuple[list[dict], list[dict]]:
+              responses: bool = True, cache=True, progress: bool = True,
+              history: list | None = None) -> tuple[list[dict], list[dict]]:
     """Grow `n` new instructions from the seed tasks, then answer them.
 
     Each round sends `batch` prompts (a fresh 6 + 2 mix each) in one batched call, keeps
@@ -303,6 +303,11 @@ def bootstrap(model, n: int, *, seeds: list[dict] | None = None, seed: int = 0,
     anything already in the pool, and adds them to the pool for the next round. Returns
     (kept records, rejected records with a `reason`). The run is deterministic for a seed,
     so a re-run after a kill replays finished rounds from the generation cache.
+
+    Pass a list as `history` to watch the pool grow: one dict per round is appended, with
+    round, prompts, passed_rules (candidates the rules kept), near_duplicates (of those,
+    the ones ROUGE-L rejected), added, pool (its size after the round) and the round's
+    generation stats (new_tokens, seconds, tokens_per_second, from_cache).
     """
     from .data import seed_tasks
     human = list(seeds or seed_tasks())
@@ -329,13 +334,24 @@ def bootstrap(model, n: int, *, seeds: list[dict] | None = None, seed: int = 0,
                 fresh.append(record)
         pool = [t["instruction"] for t in human + machine]
         novel = set(rouge_l_filter([r["instruction"] for r in fresh], pool=pool, threshold=threshold))
+        added = near_duplicates = 0
         for r in fresh:
             if r["instruction"] in novel and len(machine) < n:
                 novel.discard(r["instruction"])  # an exact repeat within the round is a duplicate
                 machine.append(r)
-            else:
-                rejected.append({**r, "reason": f"ROUGE-L > {threshold} with the pool"
-                                 if r["instruction"] not in novel else "surplus: n already reached"})
+                added += 1
+            elif r["instruction"] not in novel:
+                rejected.append({**r, "reason": f"ROUGE-L > {threshold} with the pool"})
+                near_duplicates += 1
+            # else: a good candidate past the requested n; not a rejection, so not recorded
+        if history is not None:
+            stats = gens.stats
+            history.append({"round": round_ + 1, "prompts": len(mixes), "passed_rules": len(fresh),
+                            "near_duplicates": near_duplicates, "added": added,
+                            "pool": len(human) + len(machine), "new_tokens": stats.completion_tokens,
+                            "seconds": round(stats.seconds, 2),
+                            "tokens_per_second": round(stats.tokens_per_second, 1),
+                            "from_cache": stats.from_cache})
     if responses and machine:
         machine, bad = add_responses(model, machine, seed=seed, cache=cache, progress=progress)
         rejected += bad
