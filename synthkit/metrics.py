@@ -125,3 +125,124 @@ def topic_clusters(embeddings, k: int | None = None, max_k: int = 12, seed: int 
     if best is None:
         raise ValueError("topic_clusters needs at least 3 embeddings to choose k")
     return best[1], best[2]
+
+
+# ---------------------------------------------------------------------------------------
+# Reading clusters, and one diversity report for a set of texts
+# ---------------------------------------------------------------------------------------
+
+import re  # noqa: E402  (this section was added after the rest; keep its imports with it)
+from collections import Counter  # noqa: E402
+
+# Function words that say nothing about a topic (and a few chat fillers' fragments such as
+# "don" from "don't"). `topic_words` ignores them, and every word under 3 letters.
+TOPIC_STOP_WORDS = frozenset("""
+about above after again against all also and any are aren because been before being below
+between both but can cannot could did didn does doesn doing don down during each either else
+ever every few for from further had has have having her here hers herself him himself his how
+however into its itself just let like may might more most much must myself nor not now off once
+only other ought our ours ourselves out over own same shall she should some such than that the
+their theirs them themselves then there these they this those through too under until upon very
+was wasn were weren what when where which while who whom whose why will with within without
+would yet you your yours yourself yourselves
+""".split())
+
+_TOPIC_WORD = re.compile(r"[a-z]+")
+
+
+def _topic_word_set(text: str) -> set[str]:
+    return {w for w in _TOPIC_WORD.findall(text.lower()) if len(w) >= 3 and w not in TOPIC_STOP_WORDS}
+
+
+def topic_words(texts: list[str], labels, k: int = 3) -> dict[int, list[str]]:
+    """The `k` most distinctive words of each cluster, best first: {label: [word, ...]}.
+
+    A word's score in a cluster is the share of the cluster's texts that contain it minus
+    the share of the other texts that do, so a word every text uses ("provide", "help")
+    scores near zero everywhere and a word only one cluster uses scores high there. Words
+    are runs of letters, lowercased, of 3 letters or more, not in TOPIC_STOP_WORDS; each
+    text counts a word once. Ties go to the word more of the cluster's texts use, then to
+    alphabetical order.
+    """
+    labels = [int(x) for x in labels]
+    if len(labels) != len(texts):
+        raise ValueError(f"topic_words got {len(texts)} texts but {len(labels)} labels")
+    sets = [_topic_word_set(t) for t in texts]
+    result: dict[int, list[str]] = {}
+    for cluster in sorted(set(labels)):
+        inside = Counter(w for s, lab in zip(sets, labels) if lab == cluster for w in s)
+        outside = Counter(w for s, lab in zip(sets, labels) if lab != cluster for w in s)
+        n_in = labels.count(cluster)
+        n_out = len(labels) - n_in
+
+        def key(w, inside=inside, outside=outside, n_in=n_in, n_out=n_out):
+            score = inside[w] / n_in - (outside[w] / n_out if n_out else 0.0)
+            return (-score, -inside[w], w)
+
+        result[cluster] = sorted(inside, key=key)[:k]
+    return result
+
+
+def diversity_report(texts: list[str], embeddings=None, *, max_k: int = 12, seed: int = 0,
+                     words: int = 3) -> dict:
+    """How varied a set of texts is, from every side the course measures, in one dict.
+
+    Keys: `texts` (how many), `mean_words` (average length), `distinct_1`, `distinct_2`,
+    `self_rouge` (mean pairwise ROUGE-L F1, on at most 200 texts), `mean_cosine` (mean
+    pairwise cosine of the sentence embeddings), `topics` (the number of k-means clusters
+    with the best silhouette, 2..max_k), `effective_topics` (`effective_number` of those
+    clusters' sizes: lower than `topics` when a few clusters hold most texts), and, for
+    reading them, `labels` (each text's cluster) and `topic_words` ({cluster: its most
+    distinctive words}). Pass `embeddings`
+    (from `embed`) to reuse them; otherwise the texts are embedded here.
+
+    Compare sets of the same size: distinct-n falls as more texts are pooled, and the
+    number of clusters can grow with the number of points.
+    """
+    texts = list(texts)
+    if len(texts) < 4:
+        raise ValueError(f"diversity_report needs at least 4 texts, got {len(texts)}")
+    x = embed(texts) if embeddings is None else np.asarray(embeddings)
+    if len(x) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(x)} embeddings")
+    labels, k = topic_clusters(x, max_k=max_k, seed=seed)
+    return {
+        "texts": len(texts),
+        "mean_words": float(np.mean([len(t.split()) for t in texts])),
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "self_rouge": self_rouge(texts, sample=200, seed=seed),
+        "mean_cosine": mean_pairwise_cosine(x),
+        "topics": k,
+        "effective_topics": effective_number(labels),
+        "labels": labels,
+        "topic_words": topic_words(texts, labels, words),
+    }
+
+
+def silhouette_by_k(embeddings, max_k: int = 12, seed: int = 0) -> dict[int, float]:
+    """{k: silhouette of k-means with k clusters} for k = 2..max_k, fitted exactly as
+    `topic_clusters` fits them: the curve behind its choice of k. A low, flat curve means
+    the texts have no clear-cut number of topics."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    curve = {}
+    for k in range(2, min(max_k, len(x) - 1) + 1):
+        labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(x)
+        curve[k] = float(silhouette_score(x, labels, sample_size=min(len(x), 2000), random_state=seed))
+    if not curve:
+        raise ValueError("silhouette_by_k needs at least 3 embeddings")
+    return curve
+
+
+def effective_number(labels) -> float:
+    """exp(Shannon entropy) of how often each label occurs: the number of equally common
+    topics that would be just as varied. 12 topics of equal size give 12.0; one topic
+    holding almost everything gives a value near 1, however many small ones there are."""
+    counts = np.array(list(Counter(np.asarray(labels).tolist()).values()), dtype=np.float64)
+    if not len(counts):
+        raise ValueError("effective_number needs at least one label")
+    p = counts / counts.sum()
+    return float(np.exp(-(p * np.log(p)).sum()))
