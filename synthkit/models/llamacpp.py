@@ -61,6 +61,9 @@ def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
     from .base import file_fingerprint
     from gguf import GGUFReader
 
+    ready = cache_dir() / "models" / f"{Path(path).stem}-{file_fingerprint(str(path))}-q8_0.gguf"
+    if requantize in ("auto", "q8_0") and ready.exists():
+        return ready  # made before: skip reading the GGUF header again
     if requantize == "auto":
         try:
             field = GGUFReader(str(path)).get_field("general.file_type")
