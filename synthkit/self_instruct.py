@@ -343,7 +343,8 @@ def bootstrap(model, n: int, *, seeds: list[dict] | None = None, seed: int = 0,
             elif r["instruction"] not in novel:
                 rejected.append({**r, "reason": f"ROUGE-L > {threshold} with the pool"})
                 near_duplicates += 1
-            # else: a good candidate past the requested n; not a rejection, so not recorded
+            else:
+                rejected.append({**r, "reason": "surplus: n already reached"})
         if history is not None:
             stats = gens.stats
             history.append({"round": round_ + 1, "prompts": len(mixes), "passed_rules": len(fresh),

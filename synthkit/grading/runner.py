@@ -261,24 +261,27 @@ async def _run_cells(att: _Attempt, nb, lab, *, timeout, env, cwd, skip, checks,
                 att.issues.append(CellIssue(i + 1, "error", error, _first_line(cell.source)))
         if not (checks and lab):
             return
-        marker = f"@@synthkit-checks-{secrets.token_hex(8)}@@"
-        try:
-            cell = await _execute_extra(client, _CHECKS_CODE.format(lab=lab, marker=marker), CHECKS_TIMEOUT)
-        except CellTimeoutError:
-            att.checks_problem = f"the checks were still running your code after {CHECKS_TIMEOUT} s"
-            att.checks_status = TIMEOUT
-            return
-        except DeadKernelError:
-            att.checks_problem = "the kernel died while the checks ran your code"
-            att.checks_status = CRASHED
-            return
-        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
-        for line in text.splitlines():
-            if line.startswith(marker):
-                att.checks = json.loads(line[len(marker):])
+        # Twice at most: a KeyboardInterrupt sent to stop an earlier runaway cell can land
+        # late, inside the first run of the checks, which then report nothing.
+        for _ in range(2):
+            marker = f"@@synthkit-checks-{secrets.token_hex(8)}@@"
+            try:
+                cell = await _execute_extra(client, _CHECKS_CODE.format(lab=lab, marker=marker), CHECKS_TIMEOUT)
+            except CellTimeoutError:
+                att.checks_problem = f"the checks were still running your code after {CHECKS_TIMEOUT} s"
+                att.checks_status = TIMEOUT
                 return
-        att.checks_problem = "the checks reported nothing" + (f" ({_error_of(cell)})" if _error_of(cell) else "")
-        att.checks_status = NOT_RUN
+            except DeadKernelError:
+                att.checks_problem = "the kernel died while the checks ran your code"
+                att.checks_status = CRASHED
+                return
+            text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+            for line in text.splitlines():
+                if line.startswith(marker):
+                    att.checks = json.loads(line[len(marker):])
+                    return
+            att.checks_problem = "the checks reported nothing" + (f" ({_error_of(cell)})" if _error_of(cell) else "")
+            att.checks_status = NOT_RUN
 
 
 def _combine(lab: str, attempts: list[_Attempt], expected) -> tuple[str, list[Result], list[CellIssue]]:

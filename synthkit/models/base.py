@@ -216,8 +216,8 @@ class Model:
                 bar.close()
         stats.seconds = time.perf_counter() - t0
         if any(g.finish_reason == "context" for g in out if g):
-            warnings.warn(f"some sequences ran out of the model's {self.n_ctx}-token context before "
-                          f"max_tokens; ask for a smaller max_tokens or shorter prompts (the llama.cpp "
+            warnings.warn(f"some sequences ran out of context (the model's {self.n_ctx}-token window) "
+                          f"before max_tokens; ask for a smaller max_tokens or shorter prompts (the llama.cpp "
                           f"backend also takes load_model(n_ctx=...))", stacklevel=2)
         result = Generations(out)
         result.stats = self.last_stats = stats
