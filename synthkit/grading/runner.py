@@ -282,6 +282,12 @@ async def _run_cells(att: _Attempt, nb, lab, *, timeout, env, cwd, skip, checks,
                     return
             att.checks_problem = "the checks reported nothing" + (f" ({_error_of(cell)})" if _error_of(cell) else "")
             att.checks_status = NOT_RUN
+        timeouts = [i for i in att.issues if i.kind == "timeout"]
+        if timeouts and not cell.outputs:
+            # After an interrupted cell the kernel can go on aborting every request (seen
+            # here, timing-dependent): answer-less, it is as good as stuck. Run the
+            # notebook again in a fresh kernel without the cell that ran away.
+            att.died_at = timeouts[0].index - 1
 
 
 def _combine(lab: str, attempts: list[_Attempt], expected) -> tuple[str, list[Result], list[CellIssue]]:
@@ -291,7 +297,8 @@ def _combine(lab: str, attempts: list[_Attempt], expected) -> tuple[str, list[Re
         for issue in a.issues:
             if issue.kind == "crashed" and a.last_words and not issue.detail:
                 issue.detail = f"it said: {a.last_words}"
-    issues = [i for a in attempts[:-1] for i in a.issues if i.kind in ("crashed", "stuck")] + last.issues
+    # from each earlier run, the issue of the cell that made us start afresh
+    issues = [i for a in attempts[:-1] for i in a.issues if i.index == a.died_at + 1] + last.issues
     timeouts = [i for i in issues if i.kind in ("timeout", "stuck")]
     crashes = [i for i in issues if i.kind == "crashed"]
     errors = [i for i in issues if i.kind == "error"]
