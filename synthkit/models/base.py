@@ -175,7 +175,9 @@ class Model:
                             "for chat messages use model.chat()")
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an int >= 1; got {n!r}")
-        sampling = (sampling or Sampling()).replace(**overrides) if overrides else (sampling or Sampling())
+        sampling = sampling or Sampling()
+        if overrides:
+            sampling = sampling.replace(**overrides)
         store = resolve_cache(cache)
         params = sampling.as_dict()
         base = {"model": self.name, "backend": self.backend, "params": params, "seed": sampling.seed}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GenerationError, ModelLoadError
+from ..errors import GenerationError, ModelLoadError, PromptTooLongError
 from .base import Generation, Model, Request
 from .sampling import Sampling
 
@@ -49,40 +49,28 @@ class _Seq:
     followers: list = field(default_factory=list)
 
 
-# Q4_1 has no repacked/tinyBLAS kernel in llama.cpp's CPU backend, so batched matrix
-# products on it run on the slow generic path. Q8_0 represents every Q4_1 weight to within
-# 1/254 of its block's largest value (Q4_1's own step is 1/15 of the block's range): the
-# same model, in a format whose batched kernels are several times faster.
-
-
 def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
-    """The GGUF to load: `path` itself, or a once-made Q8_0 copy of a Q4_1 file."""
+    """The GGUF to load: `path` itself, or a once-made Q8_0 copy of a Q4_1 file.
+
+    Q4_1 has no repacked/tinyBLAS kernel in llama.cpp's CPU backend, so batched matrix
+    products on it run on the slow generic path. Q8_0 represents every Q4_1 weight to
+    within 1/254 of its block's largest value (Q4_1's own step is 1/15 of the block's
+    range): the same model, in a format whose batched kernels are several times faster.
+    """
     from ..cache import cache_dir
     from .base import file_fingerprint
-    from gguf import GGUFReader
 
-    ready = cache_dir() / "models" / f"{Path(path).stem}-{file_fingerprint(str(path))}-q8_0.gguf"
-    if requantize in ("auto", "q8_0") and ready.exists():
-        return ready  # made before: skip reading the GGUF header again
-    if requantize == "auto":
-        try:
-            field = GGUFReader(str(path)).get_field("general.file_type")
-            is_q4_1 = field is not None and int(field.contents()) == L.LLAMA_FTYPE_MOSTLY_Q4_1
-        except Exception:  # unreadable metadata: load the file as it is
-            return path
-        if not is_q4_1:
-            return path
-        requantize = "q8_0"
-    target = {"q8_0": L.LLAMA_FTYPE_MOSTLY_Q8_0}.get(requantize)
-    if target is None:
+    if requantize not in ("auto", "q8_0"):
         raise ModelLoadError(f"requantize={requantize!r} is not supported; use 'auto', 'q8_0' or None")
-    out = cache_dir() / "models" / f"{Path(path).stem}-{file_fingerprint(str(path))}-{requantize}.gguf"
+    out = cache_dir() / "models" / f"{Path(path).stem}-{file_fingerprint(str(path))}-q8_0.gguf"
     if out.exists():
-        return out
+        return out  # made before: no need to read the GGUF header again
+    if requantize == "auto" and not _is_q4_1(L, path):
+        return path
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     params = L.llama_model_quantize_default_params()
-    params.ftype = target
+    params.ftype = L.LLAMA_FTYPE_MOSTLY_Q8_0
     params.allow_requantize = True
     params.nthread = os.cpu_count() or 1
     if L.llama_model_quantize(str(path).encode(), str(tmp).encode(), params) != 0:
@@ -90,6 +78,15 @@ def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
         return path
     os.replace(tmp, out)  # atomic: a killed conversion never leaves a half file behind
     return out
+
+
+def _is_q4_1(L, path: Path) -> bool:
+    from gguf import GGUFReader
+    try:
+        field = GGUFReader(str(path)).get_field("general.file_type")
+        return field is not None and int(field.contents()) == L.LLAMA_FTYPE_MOSTLY_Q4_1
+    except Exception:  # unreadable metadata: load the file as it is
+        return False
 
 
 def default_threads() -> int:
@@ -247,7 +244,6 @@ class LlamaCppModel(Model):
 
     def _decode_one(self, ids: list[int]) -> None:
         if len(ids) >= self.n_ctx:
-            from ..errors import PromptTooLongError
             raise PromptTooLongError(f"a prompt of {len(ids)} tokens does not fit n_ctx={self.n_ctx}")
         self.L.llama_memory_seq_rm(self._mem, -1, -1, -1)
         for start in range(0, len(ids), self.n_batch):
