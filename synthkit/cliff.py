@@ -6,8 +6,8 @@ Two halves, each small enough to read in one sitting.
 **The arithmetic.** Back-of-envelope sums with every assumption an argument::
 
     from synthkit import cliff
-    stock = cliff.usable_stock(400e12, 0.15)           # 60 trillion tokens survive filtering
-    cliff.years_until_exhausted(stock, 15e12, run_growth=2.5)   # ~1.5 years
+    stock = cliff.HIGH_QUALITY_STOCK                   # 50 trillion tokens after strict filters
+    cliff.years_until_exhausted(stock, 15e12, run_growth=2.5)   # ~1.3 years
     cliff.exhaustion_year(stock, 15e12, run_growth=2.5, start_year=2024)
     cliff.projection(stock, 15e12, run_growth=2.5)     # one row per year
 
@@ -37,13 +37,23 @@ from . import filters
 from .data import plant_near_duplicates
 
 # ---------------------------------------------------------------------------------------
-# The figures (orders of magnitude from public reports; see chapters/01-data-cliff.md)
+# The figures: one set, used by the chapter, the lab, its quiz and `plot_cliff`
 # ---------------------------------------------------------------------------------------
 
+# The syllabus's figures (orders of magnitude for Common Crawl; see chapters/01-data-cliff.md).
 RAW_WEB_TOKENS = (300e12, 500e12)   # raw text tokens in Common Crawl
-SURVIVE_FRACTION = 0.15             # share left after strict dedup + quality filtering
+SURVIVE_FRACTION = 0.15             # share left after strict dedup + quality filtering: 45T-75T
 HIGH_QUALITY_STOCK = 50e12          # high-quality web text after the strictest filters
 FRONTIER_RUN_2024 = (10e12, 15e12)  # tokens in one frontier pretraining run, 2024
+
+# The best published projection: Villalobos et al., "Will we run out of data? Limits of LLM
+# scaling based on human-generated data" (Epoch AI, ICML 2024). Their *effective* stock of
+# public human text counts all text good enough to train on (not only the strictest cut)
+# and allows for training on it several epochs; 90% interval 100T-1000T. They project it
+# fully used between 2026 and 2032 (80% interval), earlier if models are overtrained.
+EPOCH_STOCK = 300e12
+EPOCH_STOCK_INTERVAL = (100e12, 1000e12)
+EPOCH_EXHAUSTED = (2026, 2032)
 
 # Training-set sizes reported by the models' own papers: (model, year, tokens).
 KNOWN_RUNS = (
@@ -154,9 +164,13 @@ def tokens_label(tokens: float) -> str:
 
 def plot_cliff(stock: float, run_tokens: float, run_growth: float, stock_growth: float = 1.0,
                start_year: int = 2024, years: int = 10, epochs: float = 1.0, ax=None,
-               history: Iterable[tuple[str, float, float]] = KNOWN_RUNS):
+               history: Iterable[tuple[str, float, float]] = KNOWN_RUNS, published: bool = True):
     """The stock of usable text against the unique tokens one run needs, year by year, on
-    a log scale, with the training sets of known models and the year the lines cross."""
+    a log scale, with the training sets of known models and the year the lines cross.
+
+    ``published`` also shades Villalobos et al.'s (2024) projection beside the sum: their
+    90% interval for the effective stock (a band) and the years they expect it to be
+    fully used (a span), so every version of the sum is seen against the best estimate."""
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -177,6 +191,14 @@ def plot_cliff(stock: float, run_tokens: float, run_growth: float, stock_growth:
             right = year == earliest
             ax.annotate(name, (year, tokens), textcoords="offset points", fontsize=8, color="#57606a",
                         xytext=(5 if right else -5, -4 - 10 * k), ha="left" if right else "right")
+    if published:
+        low, high = EPOCH_STOCK_INTERVAL
+        ax.axhspan(low, high, color="#8250df", alpha=0.08, lw=0)
+        ax.axhline(EPOCH_STOCK, color="#8250df", lw=1, ls=":",
+                   label=f"Villalobos et al. 2024: {tokens_label(EPOCH_STOCK)} effective stock "
+                         f"({tokens_label(low)}-{tokens_label(high)})")
+        ax.axvspan(EPOCH_EXHAUSTED[0], EPOCH_EXHAUSTED[1], color="#8250df", alpha=0.06, lw=0,
+                   label=f"... fully used {EPOCH_EXHAUSTED[0]}-{EPOCH_EXHAUSTED[1]}")
     year = exhaustion_year(stock, run_tokens, run_growth, stock_growth, start_year, epochs)
     if math.isfinite(year) and year <= start_year + years:
         ax.axvline(year, color="black", ls="--", lw=1)
@@ -191,7 +213,8 @@ def plot_cliff(stock: float, run_tokens: float, run_growth: float, stock_growth:
     ax.set_ylabel("tokens")
     first = min([h[1] for h in history] + [start_year])
     ax.set_xlim(first - 0.5, start_year + years + 0.5)
-    top = max([r["stock"] for r in rows] + [h[2] for h in history]) * 1e3
+    top = max([r["stock"] for r in rows] + [h[2] for h in history]
+              + ([EPOCH_STOCK_INTERVAL[1]] if published else [])) * 1e3
     bottom = min([rows[0]["unique"], rows[0]["stock"]] + [h[2] for h in history]) / 10
     ax.set_ylim(bottom, top)
     ax.grid(True, which="major", alpha=0.3)

@@ -6,8 +6,10 @@ Three filters, from strict to fuzzy:
 * `exact_dedup` -- the same text after trivial normalisation;
 * `near_dedup` -- the same text with a few words changed, found with MinHash + LSH
   (datasketch) so that it never compares all pairs;
-* `quality_flags` / `passes_quality` -- cheap rules from the Gopher and C4 papers that
-  catch boilerplate, lists of symbols, repeated lines and looping generations.
+* `quality_flags` / `passes_quality` -- cheap document rules from the Gopher paper that
+  catch boilerplate, lists of symbols, repeated lines and looping generations;
+* `c4_clean_page` -- C4's line-by-line cleaner, which keeps a page's prose lines, strips
+  its furniture (menus, buttons, cookie notices) and drops pages with too little prose.
 """
 from __future__ import annotations
 
@@ -185,3 +187,115 @@ def duplicate_ngram_fraction(words: list[str], n: int = REPEAT_NGRAM) -> float:
             covered.update(range(i, i + n))
     total = sum(map(len, words))
     return sum(len(words[i]) for i in covered) / total if total else 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# C4's page cleaner
+# ---------------------------------------------------------------------------------------
+
+# The rule that built C4 (Raffel et al., 2020, section 2.2), as its reference code has it
+# (tensorflow_datasets, text/c4_utils.py, `clean_page`). A "word" is a whitespace-separated
+# piece (`line.split()`); the end marks are ASCII only, so a line ending in a curly quote
+# (\u201d) does not survive; the ellipsis rule looks at the end of a line only.
+C4_MIN_WORDS_PER_LINE = 5
+C4_MIN_SENTENCES = 3
+C4_MAX_WORD_LENGTH = 1000
+C4_END_MARKS = (".", "?", "!", '"')
+C4_ELLIPSIS = "..."
+C4_POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
+                     "use of cookies", "use cookies")
+_C4_CITATION = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
+
+# C4 counts sentences with NLTK's Punkt tokenizer (English model), which needs a download.
+# `count_sentences` is the course's offline stand-in: a sentence ends at . ! or ? (closing
+# quotes and brackets may follow) when the next word starts with a capital or a digit,
+# except after a known abbreviation or a single-letter initial. It agrees with Punkt on
+# ordinary prose; the two can differ on unusual abbreviations.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr vs etc e.g i.e cf no fig figs approx ca c al inc ltd co corp "
+    "gen col lt sgt capt rev hon mt ft u.s u.k u.n a.d b.c jan feb mar apr jun jul aug sep "
+    "sept oct nov dec".split())
+_CLOSERS = "\"')]\u201d\u2019"
+_OPENERS = "\"'([\u201c\u2018"
+
+
+def count_sentences(text: str) -> int:
+    """How many sentences `text` holds, line by line (a line never continues a sentence).
+
+    Every non-empty line holds at least one sentence, as with Punkt. See the note above
+    for the rule and how it stands in for the Punkt tokenizer C4 used.
+    """
+    count = 0
+    for line in text.splitlines():
+        tokens = line.split()
+        open_sentence = False
+        for k, token in enumerate(tokens):
+            open_sentence = True
+            core = token.rstrip(_CLOSERS)
+            if not core.endswith((".", "!", "?")):
+                continue
+            if k + 1 < len(tokens):
+                following = tokens[k + 1].lstrip(_OPENERS)
+                if not following or not (following[0].isupper() or following[0].isdigit()):
+                    continue
+                word = core.rstrip(".").lstrip(_OPENERS).lower()
+                if core.endswith(".") and (word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())):
+                    continue
+            count += 1
+            open_sentence = False
+        count += open_sentence
+    return count
+
+
+def c4_line_verdict(line: str, min_words: int = C4_MIN_WORDS_PER_LINE,
+                    max_word_length: int = C4_MAX_WORD_LENGTH) -> str:
+    """What C4's cleaner does with one line: "keep", or why it goes.
+
+    Line-level reasons: "too_long_word", "no_end_mark" (also a line ending in "..."),
+    "too_short", "javascript", "policy". Page-level reasons, which drop the whole page:
+    "lorem_ipsum" and "curly_bracket" (likely code). The checks run in C4's order, on the
+    stripped line with Wikipedia-style citation marks ([1], [edit]) removed; the page
+    rules only look at lines that passed the end-mark and length checks, as in C4's code.
+    """
+    if any(len(word) > max_word_length for word in line.split()):
+        return "too_long_word"
+    line = _C4_CITATION.sub("", line.strip())
+    if not line.endswith(C4_END_MARKS) or line.endswith(C4_ELLIPSIS):
+        return "no_end_mark"
+    if len(line.split()) < min_words:
+        return "too_short"
+    lower = line.lower()
+    if "lorem ipsum" in lower:
+        return "lorem_ipsum"
+    if "javascript" in lower:
+        return "javascript"
+    if "{" in line:
+        return "curly_bracket"
+    if any(phrase in lower for phrase in C4_POLICY_PHRASES):
+        return "policy"
+    return "keep"
+
+
+C4_PAGE_RULES = ("lorem_ipsum", "curly_bracket")
+
+
+def c4_clean_page(text: str, min_words: int = C4_MIN_WORDS_PER_LINE,
+                  min_sentences: int = C4_MIN_SENTENCES) -> str | None:
+    """C4's cleaner on one page: the kept lines joined with newlines, or None when the
+    page is dropped (a page rule fired, or fewer than `min_sentences` sentences remain).
+
+    C4 ran one more step across the whole corpus, dropping every repeat of a three-sentence
+    span; this course does that job with `exact_dedup` and `near_dedup` instead.
+    """
+    kept, sentences = [], 0
+    for line in text.splitlines():
+        verdict = c4_line_verdict(line, min_words)
+        if verdict in C4_PAGE_RULES:
+            return None
+        if verdict == "keep":
+            line = _C4_CITATION.sub("", line.strip())
+            kept.append(line)
+            sentences += count_sentences(line)
+    if sentences < min_sentences:
+        return None
+    return "\n".join(kept).strip()

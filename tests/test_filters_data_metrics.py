@@ -16,7 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from synthkit.data import (ARITHMETIC_KINDS, NARROW_CATEGORIES, DataPackageMissing,  # noqa: E402
                            _wiki_file, arithmetic_tasks, as_dataset, extract_answer,
                            plant_near_duplicates, seed_tasks, wiki_sentences, wiki_summaries)
-from synthkit.filters import (exact_dedup, near_dedup, near_duplicate_pairs,  # noqa: E402
+from synthkit.filters import (C4_POLICY_PHRASES, c4_clean_page, c4_line_verdict,  # noqa: E402
+                              count_sentences, exact_dedup, near_dedup, near_duplicate_pairs,
                               passes_quality, quality_flags, shingles)
 from synthkit.metrics import (distinct_n, embed, mean_pairwise_cosine, pass_at_k,  # noqa: E402
                               self_rouge, topic_clusters)
@@ -215,6 +216,94 @@ def test_quality_on_real_text(summaries):
     assert quality_flags(" ".join(["word"] * 20), max_words=10)["too_long"]
     share = sum(map(passes_quality, summaries)) / len(summaries)
     assert share >= 0.95          # measured: 0.984 (9,877 of 10,033)
+
+
+# ---------------------------------------------------------------------------------------
+# C4's page cleaner (the rule as tensorflow_datasets' c4_utils.clean_page has it)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, n", [
+    ("", 0),
+    ("no end mark here", 1),
+    ("One sentence here.", 1),
+    ("First one here. Second one here! Third one?", 3),
+    ('She said "go." Then she left.', 2),
+    ("Dr. Smith met Mrs. Jones. They talked.", 2),                 # abbreviations do not end one
+    ("J. R. R. Tolkien wrote it.", 1),                              # nor do initials
+    ("Prices rose 5.5 percent. Then they fell.", 2),               # nor a decimal point
+    ("it ended. and then lowercase went on.", 1),                  # a lowercase start continues
+    ("In 1066. 1067 came next.", 2),                               # a digit can start one
+    ("Line one is here.\nLine two is here.", 2),                   # lines never join
+])
+def test_count_sentences(text, n):
+    assert count_sentences(text) == n
+
+
+@pytest.mark.parametrize("line, verdict", [
+    ("The river rises in the northern hills.", "keep"),
+    ('Critics called the film "a quiet triumph"', "keep"),         # a straight quote is an end mark
+    ("  Padded with spaces, this line still counts.  ", "keep"),
+    ("The river rises in the hills.[1]", "keep"),                  # citation marks are removed first
+    ("He wrote: \u201cNothing changed here at all!\u201d", "no_end_mark"),   # a curly one is not
+    ("The story goes on and on and on...", "no_end_mark"),
+    ("The story goes on and on and on\u2026", "no_end_mark"),
+    ("The river rises in the hills. [1]", "no_end_mark"),         # C4 does not strip again after
+    ("Home | About | Contact", "no_end_mark"),
+    ("Only four words here.", "too_short"),
+    ("Please enable JavaScript to read the comments.", "javascript"),
+    ("This website uses cookies to improve your visit.", "policy"),
+    ("By using it you accept our Terms of Use today.", "policy"),
+    ("Grandma bakes oat cookies for the whole street.", "keep"),   # cookies alone is no policy
+    ("Lorem ipsum dolor sit amet, consectetur adipiscing elit.", "lorem_ipsum"),
+    ("Set the options to { debug: true } before loading.", "curly_bracket"),
+    ("word " * 3 + "x" * 1001 + ".", "too_long_word"),
+])
+def test_c4_line_verdict(line, verdict):
+    assert c4_line_verdict(line) == verdict
+
+
+def test_c4_line_verdict_min_words_and_phrases():
+    assert c4_line_verdict("Only four words here.", min_words=4) == "keep"
+    assert c4_line_verdict("Six words are in this line.", min_words=7) == "too_short"
+    for phrase in C4_POLICY_PHRASES:
+        assert c4_line_verdict(f"Please read the {phrase.upper()} of this fine site.") == "policy"
+
+
+def test_c4_clean_page_by_hand():
+    prose = ["The river rises in the northern hills.", "It flows south for two hundred miles.",
+             "Its delta is home to many birds."]
+    page = "\n".join(["Home | About", prose[0], "  " + prose[1], "Share this!",
+                      "Please enable JavaScript to read the comments.", prose[2],
+                      "We use cookies to remember your choices here."])
+    assert c4_clean_page(page) == "\n".join(prose)
+    # fewer than three sentences left: the page goes
+    assert c4_clean_page("\n".join(prose[:2] + ["Menu"])) is None
+    assert c4_clean_page(" ".join(prose[:2]) + "\n" + prose[2]) == " ".join(prose[:2]) + "\n" + prose[2]
+    assert c4_clean_page("\n".join(prose), min_sentences=4) is None
+    # a kept line with lorem ipsum or a curly bracket drops the whole page ...
+    assert c4_clean_page(page + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.") is None
+    assert c4_clean_page(page + "\nCall init() with { debug: true } before the page loads.") is None
+    # ... but, as in C4's code, not on a line that fails the end-mark or length test first
+    assert c4_clean_page(page + "\nlorem ipsum") == "\n".join(prose)
+    assert c4_clean_page(page + "\nfunction f() { return 1 }") == "\n".join(prose)
+    assert c4_clean_page("") is None
+
+
+def test_c4_on_real_text_and_junk(summaries):
+    from synthkit.cliff import junk_page
+    kept = [c4_clean_page(t) for t in summaries[:2000]]
+    share = sum(k is not None for k in kept) / len(kept)
+    assert 0.5 < share < 0.99           # short summaries fail the three-sentence floor
+    for text, k in zip(summaries[:2000], kept):
+        if k is not None:
+            assert all(line in text for line in k.split("\n"))
+            assert count_sentences(k) >= 3
+        if "\n" not in text.strip() and c4_line_verdict(text) == "keep":   # one prose line
+            assert (k is not None) == (count_sentences(text) >= 3)
+    rng = random.Random(1)
+    pages = [junk_page(rng) for _ in range(500)]
+    assert sum(c4_clean_page(p) is None for p in pages) > 0.75 * len(pages)
 
 
 # ---------------------------------------------------------------------------------------

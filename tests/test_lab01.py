@@ -20,7 +20,12 @@ def test_chapter_figures_and_stock():
     assert cliff.usable_stock(400e12, 0.15) == pytest.approx(60e12)
     low, high = (cliff.usable_stock(r) for r in cliff.RAW_WEB_TOKENS)
     assert low == pytest.approx(45e12) and high == pytest.approx(75e12)
+    assert low < cliff.HIGH_QUALITY_STOCK < high          # the strictest cut sits inside the range
     assert cliff.FRONTIER_RUN_2024[1] / cliff.HIGH_QUALITY_STOCK == pytest.approx(0.3)
+    # Villalobos et al. (2024): 300T (100T-1000T), fully used 2026-2032
+    assert cliff.EPOCH_STOCK_INTERVAL[0] < cliff.EPOCH_STOCK < cliff.EPOCH_STOCK_INTERVAL[1]
+    assert cliff.EPOCH_STOCK / cliff.HIGH_QUALITY_STOCK == pytest.approx(6)
+    assert cliff.EPOCH_EXHAUSTED == (2026, 2032)
     with pytest.raises(ValueError):
         cliff.usable_stock(1e12, 1.5)
     with pytest.raises(ValueError):
@@ -66,6 +71,18 @@ def test_exhaustion_edge_cases():
         cliff.years_until_exhausted(50e12, 15e12, 0)
     with pytest.raises(ValueError):
         cliff.years_until_exhausted(50e12, 15e12, 2, epochs=0.5)
+
+
+def test_the_published_stock_moves_the_cliff_by_under_two_years():
+    g = cliff.annual_growth(300e9, 2020, 15e12, 2024)
+    chapter = cliff.exhaustion_year(cliff.HIGH_QUALITY_STOCK, 15e12, g)
+    published = [cliff.exhaustion_year(s, 15e12, g) for s in
+                 (cliff.EPOCH_STOCK_INTERVAL[0], cliff.EPOCH_STOCK, cliff.EPOCH_STOCK_INTERVAL[1])]
+    assert 2025 < chapter < 2026
+    assert published[1] - chapter == pytest.approx(math.log(6) / math.log(g))
+    assert published[1] - chapter < 2
+    # the simple sum on their interval lands inside (or just before) their own window
+    assert cliff.EPOCH_EXHAUSTED[0] - 0.5 < published[0] and published[2] < cliff.EPOCH_EXHAUSTED[1]
 
 
 def test_tokens_label():
@@ -218,8 +235,12 @@ def test_plots_draw_without_a_screen(crawl):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ax = cliff.plot_cliff(60e12, 15e12, 2.66, 1.05)
+    ax = cliff.plot_cliff(cliff.HIGH_QUALITY_STOCK, 15e12, 2.66)
     assert "2025" in ax.get_title()
+    labels = ax.get_legend_handles_labels()[1]
+    assert any("Villalobos" in label and "300T" in label for label in labels)
+    assert not any("Villalobos" in label for label in
+                   cliff.plot_cliff(50e12, 15e12, 2.66, published=False).get_legend_handles_labels()[1])
     ax = cliff.plot_cliff(60e12, 15e12, 1.0)
     assert "no cliff" in ax.get_title()
     stages = cliff.funnel(crawl[:300], [1] * 300, by="origin")
@@ -261,17 +282,44 @@ def test_wrong_answers_fail_and_name_the_input():
         r = lab01.ex1.grade({"years_of_fresh_data": fn})
         assert r.status == "fail" and "years_of_fresh_data(stock=" in r.message
 
-    def no_strip(text, min_words=3):
-        return "\n".join(l for l in text.splitlines() if l.strip().endswith(lab01.TERMINAL)
-                         and len(l.split()) >= min_words)
+    from synthkit.filters import count_sentences
 
-    def ascii_quotes_only(text, min_words=3):
-        return "\n".join(l.strip() for l in text.splitlines() if l.strip().endswith((".", "!", "?", '"'))
-                         and len(l.split()) >= min_words)
+    def c4(text, min_words=5, end_marks=(".", "?", "!", '"'), min_sentences=3, strip=True,
+           fold_case=True, page_rules=True, lorem_anywhere=False):
+        """C4's rule written from its description, with switches for the slips students make."""
+        if lorem_anywhere and ("lorem ipsum" in text.lower() or "{" in text):
+            return None
+        kept = []
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line.endswith(end_marks) or line.endswith("...") or len(line.split()) < min_words:
+                continue
+            low = line.lower() if fold_case else line
+            if page_rules and ("lorem ipsum" in line.lower() or "{" in line):
+                return None
+            if "javascript" in low or any(p in low for p in lab01.POLICY_PHRASES):
+                continue
+            kept.append(line if strip else raw)
+        return "\n".join(kept) if sum(map(count_sentences, kept)) >= min_sentences else None
 
-    for fn in (no_strip, ascii_quotes_only):
-        fails = [lab01.ex2.grade({"keep_prose_lines": fn}).status for _ in range(5)]
-        assert "fail" in fails
+    # the real rule passes, whether page rules look at kept lines (C4's code) or the whole page
+    # (the paper's words)
+    for variant in (c4, lambda t, min_words=5: c4(t, min_words, lorem_anywhere=True)):
+        for _ in range(3):
+            r = lab01.ex2.grade({"clean_page": variant})
+            assert r.status == "pass", r.message
+    slips = {
+        "the old rule (3 words, curly quotes)": lambda t, min_words=3: c4(t, min_words, (".", "?", "!", '"', "\u201d")),
+        "a fixed 5-word floor": lambda t, min_words=5: c4(t, 5),
+        "no sentence floor": lambda t, min_words=5: c4(t, min_words, min_sentences=0),
+        "lines not stripped": lambda t, min_words=5: c4(t, min_words, strip=False),
+        "case-sensitive phrases": lambda t, min_words=5: c4(t, min_words, fold_case=False),
+        "no page rules": lambda t, min_words=5: c4(t, min_words, page_rules=False),
+    }
+    for name, fn in slips.items():
+        results = [lab01.ex2.grade({"clean_page": fn}) for _ in range(4)]
+        assert "fail" in [r.status for r in results], name
+        assert all("clean_page(" in r.message for r in results if r.status == "fail"), name
 
     def ordered(predicted, true):
         p, t = set(predicted), set(true)
@@ -287,7 +335,7 @@ def test_stubs_and_missing_names_score_nothing():
     def stub(*args, **kwargs):
         raise NotImplementedError("Write your code here")
 
-    for exercise, name in [(lab01.ex1, "years_of_fresh_data"), (lab01.ex2, "keep_prose_lines"),
+    for exercise, name in [(lab01.ex1, "years_of_fresh_data"), (lab01.ex2, "clean_page"),
                            (lab01.ex3, "pair_precision_recall")]:
         assert exercise.grade({name: stub}).status == "missing"
         assert exercise.grade({}).status == "missing"
@@ -295,7 +343,32 @@ def test_stubs_and_missing_names_score_nothing():
     assert lab01.essay1.grade({"essay1_answer": "Synthetic data, because ..."}).status == "submitted"
 
 
-def test_quiz_is_well_formed():
-    assert len(lab01.quiz.questions) >= 4
-    for q in lab01.quiz.questions:
+def test_the_library_cleaner_is_refused_in_exercise_2():
+    from synthkit import filters
+    for answer in (filters.c4_clean_page, lambda t, min_words=5: filters.c4_clean_page(t, min_words)):
+        r = lab01.ex2.grade({"clean_page": answer})
+        assert r.status != "pass", r.message
+
+
+def test_quiz_is_well_formed_and_uses_the_labs_numbers():
+    questions = lab01.quiz.questions
+    assert len(questions) >= 6
+    for q in questions:
         assert q.why and 0 <= q.answer < len(q.choices)
+        lengths = [len(c) for c in q.choices]
+        others = max(lengths[:q.answer] + lengths[q.answer + 1:])
+        assert lengths[q.answer] <= 1.25 * others, q.text        # never longer by a wide margin
+    strictly_longest = sum(len(q.choices[q.answer]) > max(len(c) for k, c in enumerate(q.choices)
+                                                           if k != q.answer) for q in questions)
+    assert strictly_longest <= len(questions) / 3
+    # the figures in the questions are the library's, and the keyed answers follow from them
+    g = cliff.annual_growth(300e9, 2020, 15e12, 2024)
+    year = cliff.exhaustion_year(cliff.HIGH_QUALITY_STOCK, 15e12, g)
+    assert "50T" in questions[0].text and questions[0].choices[questions[0].answer] == f"In {int(year)}"
+    later = math.log(cliff.EPOCH_STOCK / cliff.HIGH_QUALITY_STOCK) / math.log(g)
+    assert "300T" in questions[1].text and "two years" in questions[1].choices[questions[1].answer]
+    assert 1.5 < later < 2.5
+    # the C4 question's keyed line is the only one the library keeps
+    c4q = next(q for q in questions if "C4" in q.text)
+    from synthkit.filters import c4_line_verdict
+    assert [c4_line_verdict(c) == "keep" for c in c4q.choices] == [k == c4q.answer for k in range(len(c4q.choices))]

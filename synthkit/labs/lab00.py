@@ -9,8 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ..errors import SynthkitError
+from ..grading.checks import first_difference as _first_difference
 from ..grading.exercises import CodingExercise, EssayExercise, show_input
 from ..grading.quiz import Question, Quiz
+from ..grading.sandbox import by_reference
 from ..models.base import Model
 
 LAB = "00"
@@ -20,6 +22,7 @@ NOTEBOOK = "00_welcome.ipynb"
 
 # --- exercise 1: build_chat_prompt -----------------------------------------------------
 @lru_cache(maxsize=1)
+@by_reference  # under `synthkit grade` the student's kernel loads its own copy
 def _embedded_model():
     from .. import load_model
     return load_model(n_ctx=512, n_parallel=1)  # the checks only need its template: keep it light
@@ -67,13 +70,6 @@ def _message(rng, low=3, high=14) -> str:
     return text + rng.choice(("?", ".", "!", "", "  "))
 
 
-def _first_difference(a: str, b: str) -> int:
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return i
-    return min(len(a), len(b))
-
-
 def _check_build_chat_prompt(c) -> str:
     fn = c.get("build_chat_prompt", callable_=True)
     cases = [(_embedded_model(), None if i % 2 == 0 else c.rng.choice(_SYSTEMS) + " " + _message(c.rng, 1, 4))
@@ -113,11 +109,13 @@ ex1 = CodingExercise(
     "ex1", LAB, names="build_chat_prompt", checker=_check_build_chat_prompt, points=2,
     title="Build the exact prompt a chat model expects",
     hints=[
-        "The model knows its own layout: `model.apply_chat_template(messages)` renders a list of "
-        "{\"role\": ..., \"content\": ...} dicts and ends with the header that opens the assistant's turn.",
+        "Don't write the special tokens yourself: every chat model carries its own layout, and "
+        "section 3 of this notebook printed it. Look for a method of `model` that renders messages.",
+        "`model.apply_chat_template(messages)` turns a list of {\"role\": ..., \"content\": ...} dicts "
+        "into the model's text, ending with the header that opens the assistant's turn.",
         "Make `messages` a list: a {\"role\": \"system\", ...} dict first, only when `system` is not None, "
-        "then the user's dict. The checks also pass in a model with a different template, so writing "
-        "`<|im_start|>` yourself will not do.",
+        "then the user's dict; return what the template renders. The checks also pass in a model with "
+        "a different template, so writing `<|im_start|>` yourself will not do.",
     ],
     solution='''
         def build_chat_prompt(model, user_message, system=None):
@@ -138,7 +136,9 @@ essay1 = EssayExercise(
         a cached answer mislead you? What would you change to get fresh samples?
     """,
     hints=["Think of a lab you re-run after a kernel restart, and of an experiment where you want "
-           "*new* randomness (a second batch of instructions, say)."],
+           "*new* randomness (a second batch of instructions, say).",
+           "List what the cache key holds (model file, prompt, sampling settings, seed, sample index): "
+           "what changes when none of those change, and which of them could you change on purpose?"],
     solution="""
         Points a strong answer touches on (any well-argued answer is fine):
         - Re-running a cell, restarting a kernel or resuming a killed run costs nothing: every finished
@@ -155,34 +155,45 @@ essay1 = EssayExercise(
 
 # --- the concept check -----------------------------------------------------------------
 quiz = Quiz(LAB, [
-    Question("ex1.check() shows ✗ and a message. What does the message tell you?",
-             ["The value your function should have returned",
-              "Which input your code failed on, and how: a wrong value or type, too slow, or an error",
-              "Only that something is wrong"],
+    Question("ex1.check() shows \u2717 and a message. What does the message tell you?",
+             ["The value your function should have returned for that input",
+              "The input your code failed on, and how it failed",
+              "Only that at least one of the hidden tests failed",
+              "The line of your code where the mistake is"],
              answer=1,
-             why="Checks name the failing input and the kind of failure, never the answer, and draw fresh "
-                 "random inputs each time, so only a general solution passes."),
-    Question("The same generate() call, run twice, took almost no time the second time. Why?",
-             ["llama.cpp keeps the model warm between calls",
-              "The second call generated fewer tokens",
-              "Each finished sequence was saved on disk under its model, prompt, sampling parameters, "
-              "seed and sample index, and read back",
-              "The work moved to a GPU"],
+             why="Checks name the failing input and the kind of failure (a wrong value or type, too "
+                 "slow, an error), never the answer, and draw fresh random inputs each time, so only a "
+                 "general solution passes."),
+    Question("The second, identical generate() call came back from the cache. Which change makes the "
+             "next call generate new text instead?",
+             ["Running the same cell once more", "Restarting the kernel first",
+              "Passing a different seed", "Loading the model again"],
              answer=2,
-             why="The generation cache keys each sequence by everything that determines it: same key, "
-                 "same text, no compute."),
-    Question("The embedded teacher is SmolLM2-135M-Instruct on 2 CPU cores. What should you expect of it?",
-             ["Answers about as reliable as a frontier model's",
-              "Quick and small, and often wrong: later labs filter and verify what it writes",
-              "It needs the internet to run"],
+             why="The cache key is the model file, the prompt, the sampling settings, the seed and the "
+                 "sample index. A restart or a reload changes none of them; a new seed does."),
+    Question("The teacher answered 17 + 25 at temperature 0. Ask it again, the same way, with the cache "
+             "switched off. What do you get?",
+             ["The same answer: greedy decoding has no randomness",
+              "Likely a new answer, as it samples a fresh token each time",
+              "An error: temperature 0 is outside the valid range",
+              "A different answer whenever the batch size differs"],
+             answer=0,
+             why="At temperature 0 the model always takes its most likely next token, so the same "
+                 "prompt gives the same text; a wrong answer stays wrong until you sample, filter "
+                 "or verify."),
+    Question("The teacher's file is about 93 MB and the model has about 135 million parameters. About "
+             "how many bits does each weight take?",
+             ["About 1 bit", "About 5 bits", "About 16 bits", "About 32 bits"],
              answer=1,
-             why="A 135M-parameter model is a real but fallible teacher, which is exactly what rejection "
-                 "sampling and verifiers exist for."),
+             why="93 MB x 8 bits / 135M weights is about 5.5 bits: 4-bit numbers plus a scale and an "
+                 "offset shared by each block of 32 weights (Q4_1), and a few tensors kept at "
+                 "higher precision."),
     Question("How does `synthkit grade` score a submitted notebook?",
-             ["It reads the outputs saved in the notebook, ✓ marks included",
-              "It runs the notebook in a fresh kernel, then runs the installed checks on your functions",
-              "It counts how many cells were executed"],
-             answer=1,
-             why="Saved outputs and edited check cells play no part: the grader re-runs everything and "
-                 "checks your objects with its own copy of the checks."),
+             ["It re-runs it in a fresh kernel, with its own copy of the checks",
+              "It reads the outputs saved in the notebook, the \u2713 marks included",
+              "It runs the check cells that the student left in the submitted file",
+              "It compares the student's code with the solution, line by line"],
+             answer=0,
+             why="Saved outputs and edited check cells play no part: the grader runs everything again "
+                 "and checks your functions with the checks installed with the course."),
 ])

@@ -6,23 +6,16 @@ Used by ``labs/01_data_cliff.ipynb``::
 """
 from __future__ import annotations
 
-import numbers
 from functools import lru_cache
 
+from ..grading.checks import is_int as _is_int
+from ..grading.checks import is_number as _is_number
 from ..grading.exercises import CodingExercise, EssayExercise, show_input
 from ..grading.quiz import Question, Quiz
 
 LAB = "01"
 TITLE = "The data cliff: how much human text is left"
 NOTEBOOK = "01_data_cliff.ipynb"
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _tokens(x: float) -> str:
@@ -108,11 +101,13 @@ ex1 = CodingExercise(
     "ex1", LAB, names="years_of_fresh_data", checker=_check_years_of_fresh_data, points=2,
     title="How many frontier runs can the stock feed, if no token is used twice?",
     hints=[
-        "Simulate it: keep a running total of tokens used. Year after year, add the next run's size "
-        "(multiply the size by `growth` each year) while the total still fits in the stock, and count.",
+        "No token is used twice, so what runs out is the *sum* of all runs so far, not the size of "
+        "this year's run. In which year does that sum first go past the stock?",
+        "Simulate it year by year: keep `used` (tokens fed so far) and `run` (this year's size). While "
+        "the next run still fits, add it to `used`, count it, and multiply `run` by `growth`.",
         "The loop stops the first time `used + run > stock`; a run that takes exactly the last token "
-        "still counts. With `growth` above 1 the loop ends fast; with growth = 1.0 it is plain division "
-        "(a closed form with logarithms needs that case on its own, since log(1) = 0).",
+        "still counts (`<=`). A first run bigger than the stock gives 0, and a closed form with "
+        "logarithms needs growth = 1.0 on its own (log(1) = 0). Return an int.",
     ],
     solution='''
         def years_of_fresh_data(stock, first_run, growth):
@@ -127,47 +122,79 @@ ex1 = CodingExercise(
 )
 
 
-# --- exercise 2: the C4 line rule ------------------------------------------------------
-TERMINAL = (".", "!", "?", '"', "\u201d")
+# --- exercise 2: C4's page cleaner ----------------------------------------------------
+# The rule is C4's own (see `synthkit.filters.c4_clean_page`, which follows the reference
+# code). The checker never builds the two cases where C4's code and the paper's wording part
+# ways (a "lorem ipsum" or "{" on a line that is dropped anyway, or on the same line as
+# "javascript"), so a student who follows either passes; it also plants no citation marks
+# and no 1000-character words, the two parts of C4's code the exercise leaves out.
+END_MARKS = (".", "?", "!", '"')
+POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
+                  "use of cookies", "use cookies")
 
 
-def _reference_prose_lines(text: str, min_words: int = 3) -> str:
-    kept = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line.endswith(TERMINAL) and len(line.split()) >= min_words:
-            kept.append(line)
-    return "\n".join(kept)
+def _reference_clean_page(text: str, min_words: int = 5) -> str | None:
+    from ..filters import c4_clean_page
+    return c4_clean_page(text, min_words=min_words)
 
 
 @lru_cache(maxsize=1)
 def _sentences() -> tuple[str, ...]:
     from ..data import wiki_sentences
-    return tuple(wiki_sentences("en", min_words=4, max_words=25)[:3000])
+    return tuple(s for s in wiki_sentences("en", min_words=4, max_words=25)[:3000]
+                 if "{" not in s and "javascript" not in s.lower() and "lorem ipsum" not in s.lower()
+                 and not any(p in s.lower() for p in POLICY_PHRASES))
 
 
-_SHORT = ("Thanks!", "Done.", "Why?", "Sign up now!", "Read more...", "See you soon!", "Really?",
-          "Click here.", "Page 2 of 7.", "Subscribe for updates!", "OK.")
+_SHORT = ("Thanks!", "Done.", "Why?", "Sign up now!", "See you soon!", "Really?", "Click here.",
+          "Page 2 of 7.", "Subscribe for updates!", "OK.", "Add to basket.", "Was this helpful?")
 _NO_END = ("Home | About | Contact", "Posted by admin on 12 March", "Share this article",
            "Tags: history, science, maps", "Related posts:", "Menu", "Previous | Next",
-           "© 2023 Example Media Ltd", "Table of contents", "Continue reading (4 min read)",
+           "\u00a9 2023 Example Media Ltd", "Table of contents", "Continue reading (4 min read)",
            "Price: $19.99", "Photo: Reuters", "Follow us on", "Comments (12)")
+_JAVASCRIPT = ("Please enable JavaScript in your browser to see the comments.",
+               "This site works best with javascript switched on in your browser.",
+               "JavaScript is disabled, so parts of this page will not load.",
+               "You need to turn on JAVASCRIPT to play the video on this page!")
+_POLICY = ("By using this site you agree to our Terms of Use and all our rules.",
+           "Please read our Privacy Policy before you create an account.",
+           "This website uses cookies to give you the best experience possible.",
+           "We use cookies to remember your choices on every visit.",
+           "You can find out more about our use of cookies on this page.",
+           "Our Cookie Policy explains what we store on your device and why.")
+_LOOKALIKES = ("Grandma bakes oat cookies for the whole street every Sunday.",     # cookies, no policy
+               "The island of Java is home to more than half of Indonesia's people.",  # Java, not javascript
+               "The terms of the treaty were set out in twelve short articles.",
+               "Every hiker should carry water, a map and a warm coat.")
+_PAGE_KILLERS = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt.",
+                 "Call init() with the options { debug: true, retries: 3 } before the page has loaded.",
+                 "LOREM IPSUM placeholder text will be replaced by the real article very soon.",
+                 "Set the style to { color: red } and the heading will stand out on every page.")
 
 
 def _random_line(rng) -> str:
     kind = rng.random()
-    if kind < 0.35:
+    if kind < 0.30:
         line = rng.choice(_sentences())
-    elif kind < 0.45:
+    elif kind < 0.38:                     # several sentences on one line
+        line = " ".join(rng.choice(_sentences()) for _ in range(rng.randint(2, 3)))
+    elif kind < 0.46:                     # quotations: straight quotes survive, curly ones do not
         quote = rng.choice(_sentences()).rstrip(".!?")
-        line = (f'She said: "{quote}."' if rng.random() < 0.5 else f"He wrote: \u201c{quote}!\u201d")
-    elif kind < 0.62:
+        line = rng.choice((f'She said: "{quote}."', f"He wrote: \u201c{quote}!\u201d",
+                           f'Critics called it "{quote.lower()}"'))
+    elif kind < 0.56:
         line = rng.choice(_SHORT)
-    elif kind < 0.82:
+    elif kind < 0.68:
         line = rng.choice(_NO_END)
-    elif kind < 0.88:
-        line = rng.choice(_sentences()).rstrip(".!?") + rng.choice((",", ":", ";", " -", " 3"))
-    elif kind < 0.94:
+    elif kind < 0.74:                     # a sentence cut off, or trailing away in an ellipsis
+        line = rng.choice(_sentences()).rstrip(".!?") + rng.choice((",", ":", " -", " 3", "...", "\u2026", " ..."))
+    elif kind < 0.79:
+        line = rng.choice(_JAVASCRIPT)
+    elif kind < 0.85:
+        line = rng.choice(_POLICY)
+    elif kind < 0.90:
+        line = rng.choice(_LOOKALIKES)
+    elif kind < 0.95:
         line = ""
     else:
         line = rng.choice(("   ", "\t", " \t "))
@@ -177,26 +204,79 @@ def _random_line(rng) -> str:
 
 
 def _random_page(rng) -> str:
-    lines = [_random_line(rng) for _ in range(rng.randint(3, 14))]
+    lines = [_random_line(rng) for _ in range(rng.randint(2, 12))]
+    if rng.random() < 0.12:
+        lines.insert(rng.randrange(len(lines) + 1), rng.choice(_PAGE_KILLERS))
     return ("\r\n" if rng.random() < 0.1 else "\n").join(lines)
 
 
-def _check_keep_prose_lines(c) -> str:
-    fn = c.get("keep_prose_lines", callable_=True)
-    pages = [(_random_page(c.rng), c.rng.choice((None, 1, 2, 3, 4, 5, 6))) for _ in range(24)]
-    pages.append(("Home | About | Contact\nMenu\nLogin", None))  # nothing survives
-    pages.append((c.rng.choice(_sentences()), None))             # one clean sentence, no newline
+def _why_dropped(line: str, min_words: int) -> str:
+    from ..filters import c4_line_verdict
+    verdict = c4_line_verdict(line, min_words)
+    stripped = line.strip()
+    if verdict == "no_end_mark":
+        if stripped.endswith("\u201d"):
+            return "it ends in a curly quote \u201d, which is not one of C4's end marks (only the straight \" is)"
+        if stripped.endswith(("...", "\u2026")):
+            return "it trails off in an ellipsis"
+        return "it does not end in one of the end marks . ? ! \""
+    return {"too_short": f"it has fewer than {min_words} words",
+            "javascript": "it mentions javascript (in any case)",
+            "policy": "it holds one of the policy phrases (in any case)"}.get(verdict, "")
+
+
+def _kept_lines(page: str, min_words: int) -> tuple[list[str], str | None]:
+    """The lines C4 keeps, ignoring the sentence floor, and the page rule that fired, if any."""
+    from ..filters import C4_PAGE_RULES, c4_line_verdict
+    kept = []
+    for line in page.splitlines():
+        verdict = c4_line_verdict(line, min_words)
+        if verdict in C4_PAGE_RULES:
+            return kept, verdict
+        if verdict == "keep":
+            kept.append(line.strip())
+    return kept, None
+
+
+def _check_clean_page(c) -> str:
+    fn = c.get("clean_page", callable_=True)
+    pages = [(_random_page(c.rng), c.rng.choice((None, None, 3, 4, 5, 6, 7))) for _ in range(30)]
+    three = [c.rng.choice(_sentences()) for _ in range(3)]
+    pages.append(("\n".join(three[:2] + ["Menu"]), None))                 # two sentences: too few
+    pages.append(("\n".join(three + [c.rng.choice(_POLICY)]), None))      # three: enough
+    pages.append(("Home | About | Contact\nMenu\nLogin", None))             # nothing survives
+    pages.append((" ".join(three) + "\n" + c.rng.choice(_PAGE_KILLERS), None))
+    c.rng.shuffle(pages)
     for page, min_words in pages:
-        label = (f"keep_prose_lines({show_input(page, 90)}"
+        words = 5 if min_words is None else min_words
+        label = (f"clean_page({show_input(page, 90)}"
                  + (f", min_words={min_words})" if min_words is not None else ")"))
         got = (c.call(fn, page, label=label) if min_words is None
                else c.call(fn, page, min_words=min_words, label=label))
-        c.expect_type(got, str, label)
-        want = _reference_prose_lines(page, 3 if min_words is None else min_words)
+        want = _reference_clean_page(page, words)
+        if got is not None:
+            c.expect_type(got, str, label)
         if got == want:
             continue
-        words = 3 if min_words is None else min_words
-        got_lines, want_lines = got.split("\n") if got else [], want.split("\n") if want else []
+        lines, page_rule = _kept_lines(page, words)
+        if want is None and got == "":
+            c.fail(f"{label} returned an empty string; a page that C4 drops is None, not \"\".")
+        if want is None and got is not None:
+            if page_rule:
+                c.fail(f"{label} returned a page, but a line that passes the line rules contains "
+                       f"{'lorem ipsum' if page_rule == 'lorem_ipsum' else 'a curly bracket {'}: "
+                       f"C4 drops the whole page then (return None).")
+            if got.split("\n") == lines:
+                from ..filters import count_sentences
+                c.fail(f"{label} returned a page of {count_sentences(got)} sentence(s) (counted with "
+                       f"filters.count_sentences); C4 drops a page with fewer than 3: return None.")
+        if want is not None and got is None:
+            c.fail(f"{label} returned None, but this page survives: it keeps {len(lines)} line(s) "
+                   f"with enough sentences and nothing that drops the whole page. Which lines did you "
+                   f"lose, and how did you count sentences?")
+        want = "\n".join(lines)
+        got_lines = got.split("\n") if got else []
+        want_lines = want.split("\n") if want else []
         extra = [line for line in got_lines if line not in want_lines]
         lost = [line for line in want_lines if line not in got_lines]
         if extra:
@@ -204,43 +284,58 @@ def _check_keep_prose_lines(c) -> str:
             stripped = line.strip()
             if stripped != line and stripped in want_lines:
                 why = "it still has whitespace around it: strip each line"
-            elif stripped in (x.strip() for x in page.splitlines()) and not stripped.endswith(TERMINAL):
-                why = "it does not end in a terminal punctuation mark"
-            elif len(stripped.split()) < words:
-                why = f"it has fewer than {words} words"
             elif not stripped:
                 why = "it is empty"
             else:
-                why = "it is not a line of the page as it stands"
+                why = _why_dropped(line, words) or "it is not a line of the page as it stands"
             c.fail(f"{label} kept the line {show_input(line, 60)}, which should be dropped: {why}.")
         if lost:
-            c.fail(f"{label} dropped the line {show_input(lost[0], 60)}, which should be kept. Which of the "
-                   f"terminal marks . ! ? \" \u201d does it end with, and how many words has it?")
+            c.fail(f"{label} dropped the line {show_input(lost[0], 60)}, which should be kept: it ends in "
+                   f"an end mark, has at least {words} words and none of the banned words or phrases.")
         c.fail(f"{label} keeps the right lines, but not in the same form: return them in their original "
                f"order, each stripped, joined with a single newline, and no newline at the end.")
-    return (f"{len(pages)} fresh pages of prose, boilerplate and stray whitespace, cleaned line by line "
-            f"exactly as the rule says.")
+    return (f"{len(pages)} fresh pages of prose, quotations, menus, cookie notices and placeholder text, "
+            f"cleaned exactly as C4's rule says.")
 
 
 ex2 = CodingExercise(
-    "ex2", LAB, names="keep_prose_lines", checker=_check_keep_prose_lines, points=2,
-    title="Keep only the lines that read like prose (C4's line rule)",
+    "ex2", LAB, names="clean_page", checker=_check_clean_page, points=2,
+    title="Clean a page the way C4 did",
+    refuses=("synthkit.filters.c4_clean_page", "synthkit.filters.c4_line_verdict"),
     hints=[
-        "Go line by line (`text.splitlines()`), `strip()` each line, and keep it only if BOTH hold: "
-        "it ends with one of the marks in TERMINAL and it has at least `min_words` words (`len(line.split())`).",
-        "`str.endswith` accepts a tuple of endings. Collect the kept lines in a list and return "
-        "`\"\\n\".join(kept)`: that is the empty string when nothing is kept.",
+        "C4 judges a page one line at a time, then judges what is left. Look at the menus, buttons "
+        "and captions in the check's messages: what do they lack that a sentence of prose has?",
+        "Work in two passes. For each stripped line, decide keep or drop; a line that would be kept "
+        "but contains \"lorem ipsum\" or \"{\" ends the whole page (return None). Then count the "
+        "sentences of the kept lines with `filters.count_sentences`: fewer than 3 also means None.",
+        "A line is kept when `line.endswith(END_MARKS)` and not `line.endswith(\"...\")`, "
+        "`len(line.split()) >= min_words`, and its `.lower()` contains neither \"javascript\" nor any "
+        "phrase in POLICY_PHRASES. Return `\"\\n\".join(kept)`.",
     ],
     solution='''
-        TERMINAL = (".", "!", "?", '"', "\\u201d")   # the closing curly quote is \\u201d
+        from synthkit.filters import count_sentences
 
-        def keep_prose_lines(text, min_words=3):
-            """The lines of `text` that end in terminal punctuation and have >= min_words words."""
+        END_MARKS = (".", "?", "!", '"')
+        POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
+                          "use of cookies", "use cookies")
+
+        def clean_page(text, min_words=5):
+            """C4's cleaner: the page's prose lines joined by newlines, or None if the page goes."""
             kept = []
             for line in text.splitlines():
                 line = line.strip()
-                if line.endswith(TERMINAL) and len(line.split()) >= min_words:
-                    kept.append(line)
+                if not line.endswith(END_MARKS) or line.endswith("..."):
+                    continue
+                if len(line.split()) < min_words:
+                    continue
+                lower = line.lower()
+                if "lorem ipsum" in lower or "{" in line:
+                    return None
+                if "javascript" in lower or any(p in lower for p in POLICY_PHRASES):
+                    continue
+                kept.append(line)
+            if sum(count_sentences(line) for line in kept) < 3:
+                return None
             return "\\n".join(kept)
     ''',
 )
@@ -337,12 +432,13 @@ ex3 = CodingExercise(
     "ex3", LAB, names="pair_precision_recall", checker=_check_pair_precision_recall, points=2,
     title="Score a near-duplicate detector: precision and recall over pairs",
     hints=[
-        "Turn both lists into sets of pairs in one fixed order, `(min(i, j), max(i, j))`: then "
-        "(7, 3) and (3, 7) are the same pair and a repeated pair counts once. The pairs found "
-        "correctly are the intersection of the two sets.",
+        "Precision and recall compare two *sets* of pairs. Before comparing, make sure one pair always "
+        "looks the same, however it was written and however often it was listed.",
+        "Put each pair in one fixed order, `(min(i, j), max(i, j))`, and make a set of each list: then "
+        "(7, 3) equals (3, 7) and a repeat counts once. The pairs found correctly are the intersection.",
         "precision = correct / number of predicted pairs (1.0 when nothing is predicted); "
         "recall = correct / number of true pairs (1.0 when there is nothing to find). "
-        "Return them as a tuple `(precision, recall)`.",
+        "Return the tuple `(precision, recall)`.",
     ],
     solution='''
         def pair_precision_recall(predicted, true):
@@ -369,7 +465,9 @@ essay1 = EssayExercise(
         measured in this lab.
     """,
     hints=["Think about what is scarce: support conversations in the company's own voice, about its "
-           "own products. Which exit produces more of exactly that, and which only produces more text?"],
+           "own products. Which exit produces more of exactly that, and which only produces more text?",
+           "Pick one number from your run to anchor the answer: the tokenizer's surcharge for Spanish "
+           "and French, the share of human text a strict rule threw away, or the teacher's tokens/s."],
     solution="""
         Points a strong answer touches on (any well-argued answer is fine):
         - What is scarce is in-domain dialogue, not text in general: lowering the bar or adding
@@ -390,53 +488,70 @@ essay1 = EssayExercise(
 
 
 # --- the concept check -----------------------------------------------------------------
+# The figures are `synthkit.cliff`'s: a 50T stock, a 15T run in 2024 growing 2.66x a year,
+# and Villalobos et al.'s 300T effective stock (100T-1000T).
 quiz = Quiz(LAB, [
-    Question("Common Crawl holds about 400 trillion raw tokens and 15% survive strict filtering. "
-             "What share of what survives does one 15-trillion-token run use?",
-             ["About 4%", "About 15%", "About 25%", "About 60%"],
-             answer=2,
-             why="400T x 0.15 = 60T usable tokens, and 15T / 60T = 25%: a single run already eats a "
-                 "quarter of the stock."),
-    Question("The funnel kept nearly all of the Wikipedia summaries' tokens, while strict web filtering "
-             "keeps about 15%. Why the difference?",
-             ["The filters in synthkit are weaker than the labs' filters",
-              "Wikipedia is already written, edited and deduplicated by people: there is little left "
-              "for the rules to remove",
-              "Wikipedia summaries are too short for the rules to apply",
-              "MinHash cannot see duplicates in encyclopedic text"],
-             answer=1,
-             why="Curated text is what web filters try to get back to; on it they have almost nothing "
-                 "to do, and most of what they do remove is a false alarm."),
-    Question("With the course's tokenizer, French costs about 60% more tokens per character than "
-             "English. What does that mean for counting translated text as new training data?",
-             ["Nothing: a token is a token",
-              "The token count overstates the new content: compare languages in characters or in "
-              "documents, not in tokens",
-              "French text holds 60% more information per character",
-              "Translation should be avoided entirely"],
-             answer=1,
-             why="A tokenizer trained mostly on English cuts other languages into smaller pieces, so "
-                 "the same content costs more tokens without carrying more information."),
-    Question("Runs grow 2.5x a year and the stock of text 5% a year. How much longer does the stock "
-             "last if it is twice as big as you thought?",
-             ["Under a year", "About two years", "Twice as long", "Forever"],
+    Question("With the chapter's figures (a 50T-token stock that does not grow, and a 15T-token run "
+             "in 2024 that grows 2.66x a year), in which year does one run need the whole stock?",
+             ["In 2025", "In 2027", "In 2030", "Not before 2040"],
              answer=0,
-             why="The gap closes by a factor 2.5 / 1.05 a year, so doubling the stock buys "
-                 "log 2 / log(2.5 / 1.05), about 0.8 of a year."),
-    Question("Why find near-duplicates with MinHash and LSH rather than comparing every pair of "
-             "documents?",
-             ["MinHash is more accurate than an exact comparison",
-              "The number of pairs grows with the square of the corpus: 10,000 documents already "
-              "make 50 million pairs, a crawl makes astronomically many; LSH only proposes pairs "
-              "that share a band of hashes",
-              "Exact comparison cannot handle punctuation",
-              "LSH guarantees that no duplicate is ever missed"],
+             why="log(50/15) / log(2.66) is about 1.2 years: 15T becomes about 40T in 2025 and about "
+                 "106T in 2026, already twice the stock."),
+    Question("Villalobos et al. (2024) put the effective stock at about 300T tokens, six times the "
+             "chapter's 50T. With runs still growing 2.66x a year, how much later does the cliff come?",
+             ["About six years later", "About two years later", "About six months later",
+              "Never: no run will need 300T"],
              answer=1,
-             why="All-pairs comparison is quadratic; LSH proposes likely pairs in about linear time, "
-                 "at the price of a few misses near the threshold."),
+             why="Each year of growth multiplies the run by 2.66, so a sixfold stock buys "
+                 "log 6 / log 2.66, about 1.8 years. That is why their window, 2026 to 2032, sits only "
+                 "a few years after the chapter's sum."),
+    Question("Why is Villalobos et al.'s stock (about 300T tokens) so much bigger than the chapter's "
+             "50T of high-quality web text?",
+             ["They count all public text fit to train on, and allow for a few epochs over it",
+              "They add private text too, such as e-mails, chat messages and shared cloud files",
+              "They count with a tokenizer that cuts words into more, smaller tokens",
+              "They include text that models wrote, which has grown fast since 2022"],
+             answer=0,
+             why="Their stock is public, human-written and counted with ordinary tokenizers; it is "
+                 "larger because it keeps more than the strictest cut (lightly filtered web text "
+                 "trains nearly as well) and because data can be repeated a few times at little cost."),
+    Question("Which of these lines survives C4's line rules (at least 5 words, an end mark, no banned "
+             "word or phrase)?",
+             ["He wrote: \u201cNothing changed here at all!\u201d",
+              "Please enable JavaScript to read the comments.",
+              "Grandma bakes oat cookies for the whole street.",
+              "Read the full story on our website, it goes on..."],
+             answer=2,
+             why="\"cookies\" alone is not one of C4's policy phrases. The curly quote is not an end "
+                 "mark (only the straight \" is), \"javascript\" drops a line in any case, and a line "
+                 "ending in \"...\" goes."),
+    Question("The funnel kept nearly all of the Wikipedia summaries, while strict filtering of a web "
+             "crawl keeps about 15%. Why the difference?",
+             ["People have already edited and deduplicated it: little is left to remove",
+              "The course's rules are much looser than those used on real web crawls",
+              "Summaries are too short for most of the quality rules to apply at all",
+              "Encyclopedic wording hides near-duplicates from the MinHash signatures"],
+             answer=0,
+             why="Curated text is what web filters try to get back to. Even Gopher's 50-word floor, "
+                 "the strictest rule in the lab, only took about a tenth of the summaries' tokens."),
+    Question("In the lab, Spanish and French cost about 1.6 times as many tokens per character as "
+             "English. One million tokens of French text hold about as much text as how many tokens "
+             "of English?",
+             ["About 1.6 million", "About 1 million", "About 0.6 million", "About 2.6 million"],
+             answer=2,
+             why="The same characters cost 1.6 times the tokens in French, so 1M French tokens carry "
+                 "the text of about 1M / 1.6, or 0.6M, English tokens: token counts overstate what "
+                 "translated text adds."),
+    Question("The lab's 10,033 summaries make about 50 million pairs. About how many pairs does a "
+             "crawl of one billion pages make?",
+             ["About 5 x 10^12", "About 5 x 10^17", "About 5 x 10^9", "About 5 x 10^22"],
+             answer=1,
+             why="Pairs grow with the square of the corpus: n(n - 1)/2 with n = 10^9 is about "
+                 "5 x 10^17. That is why pipelines let LSH propose candidate pairs instead of "
+                 "comparing them all."),
     Question("Of the four ways past the data cliff, which one is unbounded, at least in principle?",
              ["Lowering the quality bar", "Translating from other languages",
-              "Using other modalities (transcribed audio, OCR)", "Generating synthetic data"],
+              "Using other modalities (speech, scans)", "Generating synthetic data"],
              answer=3,
              why="Every other exit draws on a finite stock of human output; a model can keep "
                  "writing, which is why the rest of this course is about doing that well."),
