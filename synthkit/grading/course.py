@@ -1,27 +1,37 @@
-"""course.toml: what an instructor assigns, what each exercise is worth, when it is due.
+"""course.toml: what an instructor assigns this term, what each exercise is worth, when it is due.
 
     [course]
     title = "Synthetic data and self-improvement loops"
 
     [labs.00]
-    notebook = "00_welcome.ipynb"
     assigned = true
     due = 2026-02-06
     points = { ex1 = 2, essay1 = 1 }
 
-Found at $SYNTHKIT_COURSE, else the nearest course.toml in the current folder or one
-above it. With none, every lab counts as unassigned and exercises keep the points
-their lab module gives them.
+A lab's title and notebook are written once, in its lab module (``synthkit.labs.lab00``:
+``TITLE``, ``NOTEBOOK``), because they belong to the lab's content and travel with the
+package; course.toml holds only what changes from one term to the next. ``lab_info(lab)``
+joins the two for every command that shows a lab.
+
+Where the course is: $SYNTHKIT_COURSE (a course.toml or its folder), else the nearest
+course.toml in the current folder or one above it, else the course last opened with
+``synthkit start`` or used by a lab (remembered in $SYNTHKIT_HOME/course.json), else the
+checkout this package was installed from. With none, every lab counts as unassigned and
+exercises keep the points their lab module gives them.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_COURSE = "SYNTHKIT_COURSE"
+COURSE_FILE = "course.toml"
+_LAB_KEYS = {"assigned", "due", "points"}
+_MOVED = {"title": "TITLE", "notebook": "NOTEBOOK"}  # keys that live in the lab module
 
 
 class CourseError(ValueError):
@@ -30,12 +40,21 @@ class CourseError(ValueError):
 
 @dataclass
 class LabConfig:
+    """One lab as the instructor set it up for this term."""
     id: str
-    notebook: str = ""
-    title: str = ""
     assigned: bool = False
     due: _dt.date | _dt.datetime | None = None
     points: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class LabInfo:
+    """One lab as every command shows it: the module's title and notebook, the term's settings."""
+    id: str
+    title: str
+    notebook: str
+    assigned: bool = False
+    due: _dt.date | _dt.datetime | None = None
 
 
 @dataclass
@@ -56,21 +75,67 @@ class Course:
         return self.path.parent if self.path else Path.cwd()
 
 
-def find_course_file(start: str | os.PathLike | None = None) -> Path | None:
-    env = os.environ.get(ENV_COURSE, "").strip()
-    if env:
-        p = Path(env).expanduser()
-        if not p.is_file():
-            raise CourseError(f"${ENV_COURSE} points at {p}, which is not a file")
-        return p
+# --- where the course is -----------------------------------------------------------------
+def _remembered_file() -> Path:
+    from .progress import home
+    return home() / "course.json"
+
+
+def remember_course(root: str | os.PathLike) -> None:
+    """Note `root` (a folder with course.toml) as this user's course, so that commands run
+    from any other folder find it. Never raises: remembering is a convenience."""
+    root = Path(root).resolve()
+    if not (root / COURSE_FILE).is_file():
+        return
+    path = _remembered_file()
+    try:
+        if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("root") == str(root):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"root": str(root)}) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        pass
+
+
+def _remembered_course() -> Path | None:
+    try:
+        root = json.loads(_remembered_file().read_text(encoding="utf-8")).get("root")
+    except (OSError, ValueError, AttributeError):
+        return None
+    candidate = Path(root) / COURSE_FILE if isinstance(root, str) else None
+    return candidate if candidate and candidate.is_file() else None
+
+
+def _course_upwards(start: str | os.PathLike | None) -> Path | None:
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        candidate = folder / "course.toml"
-        if candidate.is_file():
-            return candidate
+        if (folder / COURSE_FILE).is_file():
+            return folder / COURSE_FILE
     return None
 
 
+def _installed_checkout() -> Path | None:
+    candidate = Path(__file__).resolve().parents[2] / COURSE_FILE
+    return candidate if candidate.is_file() else None
+
+
+def find_course_file(start: str | os.PathLike | None = None) -> Path | None:
+    """The course.toml to use (see the module docstring for the order), or None."""
+    env = os.environ.get(ENV_COURSE, "").strip()
+    if env:
+        p = Path(env).expanduser()
+        if p.is_dir():
+            p = p / COURSE_FILE
+        if not p.is_file():
+            raise CourseError(f"${ENV_COURSE} points at {p}, which is not a file; "
+                              f"set it to your course.toml (or the folder holding it), or unset it")
+        return p
+    return _course_upwards(start) or _remembered_course() or _installed_checkout()
+
+
+# --- reading it --------------------------------------------------------------------------
 def load_course(path: str | os.PathLike | None = None) -> Course:
     path = Path(path) if path else find_course_file()
     if path is None:
@@ -87,6 +152,15 @@ def load_course(path: str | os.PathLike | None = None) -> Course:
         if not isinstance(table, dict):
             raise CourseError(f"{path}: labs.{lid} should be a table")
         lid = str(lid).zfill(2)
+        moved = sorted(set(table) & set(_MOVED))
+        if moved:
+            raise CourseError(f"{path}: labs.{lid} sets {', '.join(moved)}, which the lab module "
+                              f"synthkit/labs/lab{lid}.py defines ({', '.join(_MOVED[k] for k in moved)}); "
+                              f"delete {'them' if len(moved) > 1 else 'it'} from course.toml")
+        unknown = sorted(set(table) - _LAB_KEYS)
+        if unknown:
+            raise CourseError(f"{path}: labs.{lid} has unknown keys {unknown}; "
+                              f"a lab takes {', '.join(sorted(_LAB_KEYS))}")
         points = table.get("points", {})
         bad = {k: v for k, v in points.items() if not isinstance(v, (int, float)) or v < 0}
         if bad:
@@ -94,8 +168,21 @@ def load_course(path: str | os.PathLike | None = None) -> Course:
         due = table.get("due")
         if due is not None and not isinstance(due, (_dt.date, _dt.datetime)):
             raise CourseError(f"{path}: labs.{lid}.due must be a TOML date (due = 2026-02-06); got {due!r}")
-        course.labs[lid] = LabConfig(id=lid, notebook=str(table.get("notebook", "")),
-                                     title=str(table.get("title", "")),
-                                     assigned=bool(table.get("assigned", False)), due=due,
+        course.labs[lid] = LabConfig(id=lid, assigned=bool(table.get("assigned", False)), due=due,
                                      points={k: float(v) for k, v in points.items()})
     return course
+
+
+def lab_info(lab: str, course: Course | None = None) -> LabInfo:
+    """A lab's title and notebook (from its lab module, where they are written) with this
+    term's settings (from course.toml). ImportError if synthkit has no such lab."""
+    from .registry import lab_module
+
+    lab = str(lab).zfill(2)
+    mod = lab_module(lab)
+    missing = [name for name in ("TITLE", "NOTEBOOK") if not isinstance(getattr(mod, name, None), str)]
+    if missing:
+        raise ImportError(f"{mod.__name__} must define {' and '.join(missing)} (a string each)")
+    course = course if course is not None else load_course()
+    lc = course.labs.get(lab) or LabConfig(lab)
+    return LabInfo(id=lab, title=mod.TITLE, notebook=mod.NOTEBOOK, assigned=lc.assigned, due=lc.due)

@@ -6,7 +6,9 @@ file lock and are flushed to disk before the lock is released, so two kernels wr
 at once both land; a line cut short by a crash is skipped when reading, and the next
 append starts on a fresh line, so earlier results are never lost.
 
-``show()`` (or ``synthkit progress`` in a terminal) prints a table per lab.
+``show()`` (or ``synthkit progress`` in a terminal, from any folder) prints each lab's
+latest results: an exercise that passed and was broken since shows as failed, and says
+that it passed before.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 ENV_HOME = "SYNTHKIT_HOME"
 _warned = False
+_remembered = False
 
 
 def home() -> Path:
@@ -62,6 +65,7 @@ def record(lab: str, item: str, *, kind: str, status: str, **fields) -> None:
     global _warned
     rec = {"time": _now(), "lab": str(lab), "item": item, "kind": kind, "status": status}
     rec.update({k: v for k, v in fields.items() if v is not None})
+    _remember_course_once()
     try:
         append(rec)
     except Exception as e:  # noqa: BLE001
@@ -69,6 +73,19 @@ def record(lab: str, item: str, *, kind: str, status: str, **fields) -> None:
             _warned = True
             warnings.warn(f"could not save your progress to {store_path()} ({type(e).__name__}: {e}); "
                           f"set {ENV_HOME} to a writable folder", stacklevel=3)
+
+
+def _remember_course_once() -> None:
+    """A lab running inside a course folder notes where the course is, so that
+    `synthkit progress` run from anywhere shows its due dates and unstarted labs."""
+    global _remembered
+    if _remembered:
+        return
+    _remembered = True
+    from .course import _course_upwards, remember_course
+    found = _course_upwards(None)
+    if found is not None:
+        remember_course(found.parent)
 
 
 def load(path: str | os.PathLike | None = None) -> list[dict]:
@@ -91,12 +108,19 @@ def load(path: str | os.PathLike | None = None) -> list[dict]:
     return records
 
 
+# How each latest status reads in the table: "missing" (the stub is still there) and
+# "not tried" (never checked) must not look alike.
+STATUS_WORDS = {"pass": "passed", "fail": "failed", "error": "raised an error", "slow": "too slow",
+                "missing": "not written yet", "submitted": "submitted", "-": "not tried"}
+
+
 @dataclass
 class LabProgress:
     lab: str
     title: str = ""
-    exercises: dict[str, str] = field(default_factory=dict)  # name -> best status so far
-    essays: dict[str, str] = field(default_factory=dict)
+    exercises: dict[str, str] = field(default_factory=dict)  # name -> latest status ("-": not tried)
+    ever_passed: set[str] = field(default_factory=set)  # exercises that passed at some point
+    essays: dict[str, str] = field(default_factory=dict)  # name -> "submitted" once submitted
     quiz: dict[str, bool] = field(default_factory=dict)  # question -> latest answer right?
     quiz_total: int = 0
     last: str = ""
@@ -104,17 +128,26 @@ class LabProgress:
 
     @property
     def passed(self) -> int:
+        """Exercises whose latest check passed (a pass later broken does not count)."""
         return sum(s == "pass" for s in self.exercises.values())
 
     @property
     def submitted(self) -> int:
         return sum(s == "submitted" for s in self.essays.values())
 
+    def exercise_words(self, name: str) -> str:
+        """'passed', 'failed (passed before)', 'not tried', ..."""
+        status = self.exercises.get(name, "-")
+        words = STATUS_WORDS.get(status, status)
+        if status != "pass" and name in self.ever_passed:
+            words += " (passed before)"
+        return words
+
 
 def summarize(records: list[dict] | None = None, labs: list[str] | None = None) -> list[LabProgress]:
-    """Progress per lab: the labs the course knows (assigned ones), plus any with records."""
-    from .course import load_course
-    from ..labs import lab_exercises, lab_quiz, lab_title
+    """Progress per lab: the labs the course assigns, plus any with records. Records are
+    read oldest first, so each exercise shows its latest result."""
+    from .course import lab_info, load_course
 
     records = load() if records is None else records
     course = load_course()
@@ -123,14 +156,12 @@ def summarize(records: list[dict] | None = None, labs: list[str] | None = None) 
         ids = [i for i in ids if i in labs]
     out = []
     for lid in ids:
-        lp = LabProgress(lid, title=lab_title(lid))
+        lp = LabProgress(lid)
         lc = course.labs.get(lid)
         lp.due = str(lc.due) if lc and lc.due else ""
         try:
-            for ex in lab_exercises(lid):
-                (lp.essays if ex.kind == "essay" else lp.exercises)[ex.name] = "-"
-            q = lab_quiz(lid)
-            lp.quiz_total = len(q.questions) if q else 0
+            lp.title = lab_info(lid, course).title
+            lp.exercises, lp.essays, lp.quiz_total = _lab_items(lid)
         except ImportError:
             pass
         for r in records:
@@ -139,8 +170,9 @@ def summarize(records: list[dict] | None = None, labs: list[str] | None = None) 
             lp.last = max(lp.last, r.get("time", ""))
             kind, item, status = r.get("kind"), r["item"], r.get("status", "")
             if kind == "code":
-                if lp.exercises.get(item) != "pass":
-                    lp.exercises[item] = status
+                lp.exercises[item] = status
+                if status == "pass":
+                    lp.ever_passed.add(item)
             elif kind == "essay":
                 if lp.essays.get(item) != "submitted":
                     lp.essays[item] = status
@@ -151,30 +183,51 @@ def summarize(records: list[dict] | None = None, labs: list[str] | None = None) 
     return out
 
 
+def _lab_items(lab: str) -> tuple[dict[str, str], dict[str, str], int]:
+    """The lab's exercises and essays, all "not tried", and its number of quiz questions."""
+    from .registry import lab_exercises, lab_quiz
+
+    exercises, essays = {}, {}
+    for ex in lab_exercises(lab):
+        (essays if ex.kind == "essay" else exercises)[ex.name] = "-"
+    q = lab_quiz(lab)
+    return exercises, essays, len(q.questions) if q else 0
+
+
 def table(lab: str | None = None, records: list[dict] | None = None) -> str:
+    """Your progress, one block per lab: what passed now, what failed, what is not tried."""
     rows = summarize(records, [lab] if lab else None)
     if not rows:
         return (f"No progress recorded yet in {store_path()}.\n"
                 f"Run an exercise's check (ex1.check()) in a lab and it will show up here.")
-    header = ("lab", "title", "exercises", "essays", "quiz", "last activity", "due")
-    lines = [header]
+    blocks = []
     for p in rows:
-        lines.append((p.lab, p.title[:44], f"{p.passed}/{len(p.exercises)} passed",
-                      f"{p.submitted}/{len(p.essays)} submitted",
-                      f"{sum(p.quiz.values())}/{p.quiz_total}" if p.quiz_total else "-",
-                      p.last.replace("T", " ")[:16] or "-", p.due or "-"))
-    widths = [max(len(str(row[i])) for row in lines) for i in range(len(header))]
-    text = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    detail = []
-    for p in rows:
-        todo = [(n, s) for n, s in p.exercises.items() if s != "pass"]
-        if todo:
-            detail.append(f"lab {p.lab}: still to pass: " + ", ".join(
-                f"{n} ({s})" if s != "-" else n for n, s in todo))
-    return "\n".join(text + ([""] + detail if detail else []))
+        head = f"lab {p.lab}  {p.title}".rstrip()
+        if p.due:
+            head += f"  (due {p.due})"
+        lines = [head]
+        if p.exercises:
+            lines.append(f"  exercises  {p.passed}/{len(p.exercises)} passed: " + ", ".join(
+                f"{n} {p.exercise_words(n)}" for n in p.exercises))
+        if p.essays:
+            lines.append(f"  essays     {p.submitted}/{len(p.essays)} submitted" + (": " + ", ".join(
+                f"{n} {STATUS_WORDS.get(s, s)}" for n, s in p.essays.items() if s != "submitted")
+                if p.submitted < len(p.essays) else ""))
+        if p.quiz_total:
+            lines.append(f"  quiz       {sum(p.quiz.values())}/{p.quiz_total} right "
+                         f"({len(p.quiz)} answered)")
+        lines.append(f"  last activity  {p.last.replace('T', ' ')[:16] or 'none yet'}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def show(lab: str | None = None, file=None) -> None:
-    """Print your progress table (what `synthkit progress` prints)."""
+    """Print your progress table (what `synthkit progress` prints) and where it came from."""
+    from .course import find_course_file
+    try:
+        where = find_course_file()
+    except ValueError:
+        where = None
     print(table(lab), file=file or sys.stdout)
+    print(f"\n(progress: {store_path()}; course: {where or 'none found, set $SYNTHKIT_COURSE'})",
+          file=file or sys.stdout)

@@ -7,12 +7,15 @@ terminal, a notebook viewer) the same quiz shows as text, and you answer in code
 
     quiz.answer(1, "b")
 
-Either way each answer is saved in your local progress (``synthkit progress``).
+Either way each answer is saved in your local progress (``synthkit progress``), and
+showing the quiz again (a re-run cell, a reopened notebook, a restarted kernel) shows the
+answers saved so far rather than a blank quiz.
 Concept checks are for you: the class grader does not score them.
 """
 from __future__ import annotations
 
 import html
+import re
 import sys
 from dataclasses import dataclass
 
@@ -39,6 +42,38 @@ class Quiz:
     def __init__(self, lab: str, questions: list[Question], name: str = "quiz"):
         self.lab, self.questions, self.name = lab, list(questions), name
         self.answers: dict[int, bool] = {}  # question number (1-based) -> right?
+        self.choices: dict[int, int] = {}  # question number -> index of the latest choice
+        self._restored = False
+
+    # --- the answers saved so far ----------------------------------------------------------
+    def saved_choices(self) -> dict[int, int]:
+        """Question number -> index of the latest choice saved in the progress store.
+
+        A saved answer is matched by its text when the record has it, so a choice that was
+        reworded or moved since is dropped rather than shown against the wrong option."""
+        from . import progress
+
+        item = re.compile(rf"{re.escape(self.name)}\.q(\d+)")
+        out: dict[int, int] = {}
+        for r in progress.load():
+            m = item.fullmatch(str(r["item"])) if r.get("kind") == "quiz" and r["lab"] == self.lab else None
+            if not m or not 1 <= int(m.group(1)) <= len(self.questions):
+                continue
+            number, q = int(m.group(1)), self.questions[int(m.group(1)) - 1]
+            text, letter = r.get("choice_text"), r.get("choice")
+            if isinstance(text, str):
+                if text in q.choices:
+                    out[number] = q.choices.index(text)
+                else:
+                    out.pop(number, None)
+            elif isinstance(letter, str) and letter in LETTERS[:len(q.choices)]:
+                out[number] = LETTERS.index(letter)
+        return out
+
+    def restore(self) -> None:
+        """Take up the answers saved so far (from any earlier session)."""
+        self.choices, self._restored = self.saved_choices(), True
+        self.answers = {n: i == self.questions[n - 1].answer for n, i in self.choices.items()}
 
     # --- answering -------------------------------------------------------------------
     def _choice_index(self, q: Question, choice) -> int:
@@ -62,17 +97,22 @@ class Quiz:
 
         q = self.questions[number - 1]
         right = index == q.answer
-        self.answers[number] = right
+        self.answers[number], self.choices[number] = right, index
         progress.record(self.lab, f"{self.name}.q{number}", kind="quiz", status="pass" if right else "fail",
-                        choice=LETTERS[index], via=via)
-        verdict = "✓ Right." if right else "✗ Not quite."
-        return right, f"{verdict} {q.why}"
+                        choice=LETTERS[index], choice_text=q.choices[index], via=via)
+        return right, self._feedback(number, index)
+
+    def _feedback(self, number: int, index: int) -> str:
+        q = self.questions[number - 1]
+        return f"{'✓ Right.' if index == q.answer else '✗ Not quite.'} {q.why}"
 
     def answer(self, question: int, choice) -> bool:
         """Answer question `question` (counting from 1) with a letter: quiz.answer(1, "b")."""
         if not isinstance(question, int) or not 1 <= question <= len(self.questions):
             raise ValueError(f"there are questions 1 to {len(self.questions)}; got {question!r}")
         index = self._choice_index(self.questions[question - 1], choice)
+        if not self._restored:
+            self.restore()
         right, feedback = self._mark(question, index, via="text")
         text = f"{question}. {feedback}\n{self.score_line()}"
         if _in_notebook():
@@ -84,7 +124,8 @@ class Quiz:
 
     @property
     def score(self) -> tuple[int, int]:
-        """(right, total) over the answers given in this session."""
+        """(right, total) over the latest answer to each question (saved ones included
+        once the quiz has been shown)."""
         return sum(self.answers.values()), len(self.questions)
 
     def score_line(self) -> str:
@@ -93,12 +134,17 @@ class Quiz:
 
     # --- showing -----------------------------------------------------------------------
     def text(self) -> str:
+        """The quiz as plain text, with the answers given so far and their feedback."""
         lines = [f"Concept check (lab {self.lab}): {len(self.questions)} questions."]
         for i, q in enumerate(self.questions, 1):
             lines.append(f"\n{i}. {q.text}")
             lines += [f"   {LETTERS[k]}) {c}" for k, c in enumerate(q.choices)]
+            if i in self.choices:
+                lines.append(f"   your answer: {LETTERS[self.choices[i]]}. {self._feedback(i, self.choices[i])}")
         lines.append(f"\nNo clickable quiz here? Answer in code, e.g. {self.name}.answer(1, \"b\"); "
                      f"each answer shows right or wrong and why, and is saved to your progress.")
+        if self.answers:
+            lines.append(self.score_line())
         return "\n".join(lines)
 
     def widget(self):
@@ -112,19 +158,19 @@ class Quiz:
                     data["text/plain"] = self.text()
                 return data
 
+        self.restore()
         score = w.HTML(html.escape(self.score_line()))
         parts = [w.HTML(f"<b>Concept check (lab {self.lab})</b>: click a choice to see whether it is right.")]
         for number, q in enumerate(self.questions, 1):
             radio = w.RadioButtons(options=[(f"{LETTERS[k]}) {c}", k) for k, c in enumerate(q.choices)],
-                                   value=None, layout=w.Layout(width="auto"))
-            feedback = w.HTML("")
+                                   value=self.choices.get(number), layout=w.Layout(width="auto"))
+            feedback = w.HTML(self._feedback_html(number, self.choices[number]) if number in self.choices else "")
 
             def on_pick(change, number=number, feedback=feedback):
                 if change["new"] is None:
                     return
-                right, text = self._mark(number, change["new"], via="widget")
-                colour = "#1a7f37" if right else "#cf222e"
-                feedback.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
+                self._mark(number, change["new"], via="widget")
+                feedback.value = self._feedback_html(number, change["new"])
                 score.value = html.escape(self.score_line())
 
             radio.observe(on_pick, names="value")
@@ -132,8 +178,13 @@ class Quiz:
         parts.append(score)
         return QuizBox(parts)
 
+    def _feedback_html(self, number: int, index: int) -> str:
+        colour = "#1a7f37" if index == self.questions[number - 1].answer else "#cf222e"
+        return f'<span style="color:{colour}">{html.escape(self._feedback(number, index))}</span>'
+
     def show(self) -> None:
         """The quiz: clickable in a notebook, text elsewhere (interactive in a terminal)."""
+        self.restore()
         if _in_notebook():
             from IPython.display import display
             try:
