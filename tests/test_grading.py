@@ -22,7 +22,7 @@ from synthkit.grading import cli, course, progress
 from synthkit.grading.exercises import (ESSAY_PLACEHOLDER, CodingExercise, EssayExercise, Result,
                                         grade_all, show_input)
 from synthkit.grading.quiz import Question, Quiz
-from synthkit.labs import available_labs, lab_exercises, lab_id_from_name, lab_quiz
+from synthkit.grading.registry import available_labs, lab_exercises, lab_id_from_name, lab_quiz
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -172,7 +172,9 @@ def test_essay_is_submitted_never_marked_correct(capsys):
 QUIZ_SCRIPT = """
 from synthkit.labs.lab00 import quiz
 quiz.show()
-print("RESULT", quiz.answer(1, "b"), quiz.answer(2, "a"), quiz.answer(3, 2))
+q = quiz.questions
+wrong = next(i for i in range(len(q[1].choices)) if i != q[1].answer)
+print("RESULT", quiz.answer(1, "abcdefgh"[q[0].answer]), quiz.answer(2, "abcdefgh"[wrong]), quiz.answer(3, "abcdefgh"[q[2].answer]))
 from synthkit.grading import progress
 progress.show()
 """
@@ -183,13 +185,14 @@ def test_quiz_text_fallback_in_a_plain_process_records(tmp_path):
     out = subprocess.run([sys.executable, "-c", QUIZ_SCRIPT], capture_output=True, text=True, env=env,
                          stdin=subprocess.DEVNULL, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
-    assert "1. ex1.check() shows" in out.stdout and "a) " in out.stdout  # the text quiz
+    quiz = lab_quiz("00")
+    assert f"1. {quiz.questions[0].text[:30]}" in out.stdout and "a) " in out.stdout  # the text quiz
     assert 'quiz.answer(1, "b")' in out.stdout
     assert "RESULT True False True" in out.stdout
     assert "✓ Right." in out.stdout and "✗ Not quite." in out.stdout
     recs = [r for r in progress.load(tmp_path / "quizhome" / "progress" / "progress.jsonl") if r["kind"] == "quiz"]
     assert [(r["item"], r["status"]) for r in recs] == [("quiz.q1", "pass"), ("quiz.q2", "fail"), ("quiz.q3", "pass")]
-    assert "2/4" in out.stdout  # the progress table's quiz column
+    assert f"2/{len(quiz.questions)}" in out.stdout  # the progress table's quiz column
 
 
 def test_quiz_widget_click_records_and_falls_back_to_text():
@@ -434,7 +437,7 @@ def test_lab_registry():
     assert lab_id_from_name("notes.ipynb") is None
     assert "00" in available_labs()
     assert [ex.name for ex in lab_exercises("00")] == ["ex1", "essay1"]
-    assert len(lab_quiz("00").questions) == 4
+    assert len(lab_quiz("00").questions) >= 3
 
 
 def test_student_names():
@@ -477,3 +480,168 @@ def test_results_round_trip_through_json():
     r = Result("00", "ex1", "code", "pass", "ok", 2.0)
     back = Result.from_dict(json.loads(json.dumps(r.to_dict())))
     assert back == r and back.points == 2.0
+
+
+# --- refusing the library: detected by what runs, whatever the route ----------------------
+# Each form is a notebook cell that defines `{fn}` (the student's name) as synthkit's own
+# `{mod}.{lib}` by another route. Every one must score zero, with a message that says why.
+REFUSAL_FORMS = {
+    "imported": "from {mod} import {lib} as {fn}",
+    "attribute": "import {mod} as library\n{fn} = library.{lib}",
+    "lambda": "import {mod} as library\n{fn} = lambda *args, **kw: library.{lib}(*args, **kw)",
+    "def": "from {mod} import {lib} as library_version\ndef {fn}(*args, **kw):\n    return library_version(*args, **kw)",
+    "helper under another name": ("import {mod} as library\nmy_helper = library.{lib}\n"
+                                  "def {fn}(*args, **kw):\n    return my_helper(*args, **kw)"),
+    "importlib, computed name": ("import importlib\ndef {fn}(*args, **kw):\n"
+                                 "    module = importlib.import_module('.'.join({parts!r}))\n"
+                                 "    return getattr(module, '{lib_a}' + '{lib_b}')(*args, **kw)"),
+    "functools.partial": "import functools, {mod} as library\n{fn} = functools.partial(library.{lib})",
+    "functools.wraps": ("import functools, {mod} as library\n@functools.wraps(library.{lib})\n"
+                        "def {fn}(*args, **kw):\n    return library.{lib}(*args, **kw)"),
+    "a thread": ("import threading, {mod} as library\ndef {fn}(*args, **kw):\n    box = []\n"
+                 "    t = threading.Thread(target=lambda: box.append(library.{lib}(*args, **kw)))\n"
+                 "    t.start(); t.join()\n    return box[0]"),
+}
+
+# (lab, exercise, the student's function, library module, library function, other code the
+# exercise needs that is the student's own, e.g. the second function of lab 02 ex3)
+REFUSED = [
+    ("02", "ex4", "distinct_n", "synthkit.metrics", "distinct_n", ""),
+    ("02", "ex3", "lcs_length", "synthkit.self_instruct", "lcs_length",
+     "from synthkit.self_instruct import rouge_tokenize\n"
+     "def rouge_l_f1(a, b):\n    ta, tb = rouge_tokenize(a), rouge_tokenize(b)\n"
+     "    if not ta or not tb:\n        return 0.0\n    common = lcs_length(ta, tb)\n"
+     "    if common == 0:\n        return 0.0\n    p, r = common / len(tb), common / len(ta)\n"
+     "    return 2 * p * r / (p + r)\n"),
+    ("02", "ex3", "rouge_l_f1", "synthkit.self_instruct", "rouge_l",
+     "def lcs_length(a, b):\n    prev = [0] * (len(b) + 1)\n    for x in a:\n        cur = [0]\n"
+     "        for j, y in enumerate(b, 1):\n            cur.append(prev[j - 1] + 1 if x == y else max(prev[j], cur[j - 1]))\n"
+     "        prev = cur\n    return prev[-1]\n"),
+    ("03", "ex3", "topic_words", "synthkit.metrics", "topic_words", ""),
+]
+
+
+def _exercise(lab: str, name: str):
+    return next(ex for ex in lab_exercises(lab) if ex.name == name)
+
+
+def _student_namespace(code: str) -> dict:
+    ns: dict = {"__name__": "__main__"}
+    exec(compile(code, "<cell>", "exec"), ns)
+    return ns
+
+
+@pytest.mark.parametrize("form", list(REFUSAL_FORMS))
+@pytest.mark.parametrize("lab, exercise, fn, mod, lib, extra", REFUSED,
+                         ids=[f"lab{r[0]}-{r[1]}-{r[2]}" for r in REFUSED])
+def test_the_library_s_own_function_earns_nothing_by_any_route(form, lab, exercise, fn, mod, lib, extra):
+    parts = mod.split(".")
+    cell = REFUSAL_FORMS[form].format(fn=fn, mod=mod, lib=lib, parts=parts, lib_a=lib[:3], lib_b=lib[3:])
+    ns = _student_namespace(cell + "\n" + extra)
+    r = _exercise(lab, exercise).grade(ns)
+    assert r.status == "fail" and r.points == 0, (form, str(r))
+    assert "asks for your own code" in r.message and f"{mod}.{lib}" in r.message
+
+
+def test_own_code_that_uses_allowed_library_helpers_still_passes():
+    """Refusal is by function, not by module: lab 02 ex3's rouge_l_f1 may use rouge_tokenize
+    from the same module as the refused lcs_length."""
+    ex3 = _exercise("02", "ex3")
+    r = ex3.grade(_student_namespace("from synthkit.self_instruct import rouge_tokenize\n" + ex3.solution_code))
+    assert r.passed, str(r)
+    ex4 = _exercise("02", "ex4")
+    assert ex4.grade(_student_namespace(ex4.solution_code)).passed
+
+
+def test_refusal_watch_restores_an_existing_trace_function():
+    from synthkit.grading.checks import refused_keys, refusing
+
+    seen = []
+
+    def outer(frame, event, arg):
+        seen.append(event)
+        return None
+    sys.settrace(outer)
+    try:
+        with refusing(refused_keys(["synthkit.metrics.distinct_n"])) as hits:
+            from synthkit.metrics import distinct_n
+            distinct_n(["a b"], 1)
+        assert hits == ["synthkit.metrics.distinct_n"]
+        assert sys.gettrace() is outer
+    finally:
+        sys.settrace(None)
+
+
+def test_a_refused_name_that_does_not_exist_is_a_clear_error():
+    from synthkit.grading.checks import refused_keys
+    with pytest.raises(AttributeError):
+        refused_keys(["synthkit.metrics.no_such_function"])
+
+
+# --- the channel to a student's process: plain data only ----------------------------------
+def test_values_cross_the_channel_as_plain_data():
+    import numpy as np
+
+    from synthkit.grading.sandbox import Opaque, decode, encode
+
+    value = {"a": [1, 2.5, None, True, "x"], (1, "t"): {3, 4}, "b": b"\x00\x01", "n": np.float32(0.5),
+             "arr": np.arange(6, dtype=np.int32).reshape(2, 3), "flag": np.bool_(True)}
+    back = decode(json.loads(json.dumps(encode(value))))
+    assert back["a"] == [1, 2.5, None, True, "x"] and back[(1, "t")] == {3, 4} and back["b"] == b"\x00\x01"
+    assert back["n"] == 0.5 and type(back["n"]) is float
+    assert back["arr"].dtype == np.int32 and back["arr"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert isinstance(back["flag"], np.bool_)
+
+    class AlwaysEqual:
+        def __eq__(self, other):
+            return True
+
+    class SneakyStr(str):
+        def __eq__(self, other):
+            return True
+        __hash__ = str.__hash__
+
+    got = decode(json.loads(json.dumps(encode(AlwaysEqual()))))
+    assert isinstance(got, Opaque) and got != "anything" and not (got == got.__class__("x", ""))
+    assert type(got).__name__ == "AlwaysEqual"
+    sneaky = decode(json.loads(json.dumps(encode(SneakyStr("whatever")))))
+    assert type(sneaky) is str and sneaky != "the right answer"
+    with pytest.raises(ValueError):
+        decode({"$t": "pickle", "v": "..."})
+    with pytest.raises(ValueError):
+        decode({"$t": "ndarray", "dtype": "|O", "shape": [1], "v": [1]})
+
+
+# --- what the grader flags for the instructor ----------------------------------------------
+def _notebook(*sources) -> nbformat.NotebookNode:
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+
+
+def test_patching_lines_are_flagged():
+    from synthkit.grading.scan import patches
+
+    nb = _notebook(
+        "import json\njson.dumps = lambda *a, **k: '[]'",
+        "import importlib\n_real = importlib.import_module\nimportlib.import_module = lambda n: _real(n)",
+        "import sys, io\nsys.stdout = io.StringIO()",
+        "import synthkit.grading.exercises as E\nE.Result.points = property(lambda self: 99)",
+        "from synthkit.grading.exercises import Result\nsetattr(Result, 'passed', True)",
+        "import builtins\nbuiltins.print = lambda *a: None",
+        "sys.modules['synthkit.grading.exercises'] = None",
+        "sys.settrace(None)",
+        "__import__ = None",
+        "%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 90",
+    )
+    flags = patches(nb)
+    text = "\n".join(flags)
+    for expected in ("cell 1, line 2", "json.dumps", "importlib.import_module", "sys.stdout", "E.Result.points",
+                     "setattr on `Result`", "builtins.print", "sys.modules", "sys.settrace", "`__import__`"):
+        assert expected in text, (expected, flags)
+    assert not any(f.startswith("cell 10") for f in flags)  # configuring matplotlib is not patching
+
+
+def test_the_course_s_own_notebooks_are_not_flagged():
+    from synthkit.grading.scan import patches
+
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "labs").glob("*.ipynb")):
+        assert patches(nbformat.read(path, as_version=4)) == [], path.name

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import importlib
 
-_SUBMODULES = ("assign", "cli", "course", "exercises", "grade", "progress", "quiz", "runner")
+_SUBMODULES = ("assign", "checks", "cli", "contract", "course", "exercises", "grade", "kernel", "progress",
+               "quiz", "registry", "runner", "sandbox", "scan")
 __all__ = list(_SUBMODULES)
 
 

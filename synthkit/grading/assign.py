@@ -99,7 +99,7 @@ def _hint_for(cells, index: int) -> str:
 
 def make_lab(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     """The student copy of a solution notebook (a new notebook; the input is unchanged)."""
-    from ..labs import lab_id_from_name
+    from .registry import lab_id_from_name
 
     lab = nbformat.v4.new_notebook()
     lab.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"},

@@ -16,9 +16,13 @@ raised) but never what the answer should have been.
 Essays (``EssayExercise``) are recorded as submitted for an instructor to read; they
 are never marked correct by a machine.
 
-``synthkit grade`` calls ``grade(namespace)`` on fresh copies of these objects, from
-the installed library, after running a submission: editing a notebook's check cells
-changes nothing there.
+``synthkit grade`` runs these checks in its own process, never in the student's kernel:
+the student's functions are called there through a channel that carries plain data
+only (see ``sandbox``), so editing or patching anything in a notebook changes nothing
+in the report.
+
+An exercise that asks for a function synthkit already has refuses the library's own
+(``refuses=("synthkit.metrics.distinct_n",)``): see ``checks`` for how that is detected.
 """
 from __future__ import annotations
 
@@ -119,6 +123,11 @@ class Missing(CheckOutcome):
     status = MISSING
 
 
+class Stopped(CheckOutcome):
+    """The process running the student's code died or had to be killed during a call."""
+    status = CRASHED
+
+
 class _Alarm(BaseException):
     """Raised by the timer inside the student's code (a BaseException, so a bare
     ``except Exception`` in their code does not swallow it)."""
@@ -175,13 +184,32 @@ class Checker:
         return obj
 
     def call(self, fn: Callable, *args, label: str | None = None, **kwargs):
-        """Call the student's function, turning what can go wrong into feedback."""
+        """Call the student's function, turning what can go wrong into feedback.
+
+        While it runs, the library functions the exercise refuses are watched for (see
+        ``checks``). A function that lives in another process (``sandbox.RemoteFunction``,
+        what ``synthkit grade`` hands the checks) is called there, with the same rules.
+        """
+        from .checks import refusal_message, refusing
+
         label = label or f"{getattr(fn, '__name__', 'your function')}(...)"
         limit = self.exercise.time_limit
+        keys = self.exercise.refused_keys()
+        remote = getattr(fn, "remote_call", None)
+        if remote is not None:
+            start = time.perf_counter()
+            try:
+                return remote(args, kwargs, limit=limit, refuses=keys, label=label)
+            finally:
+                self.elapsed = time.perf_counter() - start
         start = time.perf_counter()
+        hits: list = []
         try:
-            with time_limit(limit):
-                return fn(*args, **kwargs)
+            with refusing(keys) as hits, time_limit(limit):
+                value = fn(*args, **kwargs)
+            if hits:
+                raise Failed(refusal_message(label, hits))
+            return value
         except _Alarm:
             raise TooSlow(f"{label} was still running after {limit:g} s; it should take well under a "
                           f"second. Look for a loop that never ends or work repeated inside a loop.") from None
@@ -192,6 +220,8 @@ class Checker:
         except CheckOutcome:
             raise
         except Exception as e:
+            if hits:
+                raise Failed(refusal_message(label, hits)) from None
             where = _student_frame(e)
             raise Raised(f"{label} raised {type(e).__name__}: {e}{where}") from None
         finally:
@@ -270,17 +300,31 @@ class CodingExercise(Exercise):
     ``names`` are the objects it reads from the student's namespace. The checker raises
     ``Failed``/``Missing`` (usually through ``c.get``, ``c.call``, ``c.expect_type`` and
     ``c.fail``) or returns normally for a pass, optionally with a message to show.
+
+    ``refuses``: dotted names of library functions the student is asked to write
+    themselves (``"synthkit.metrics.distinct_n"``); a call that runs any of them fails.
+    Call the student's functions only through ``c.call``: that is where the time limit,
+    the refusals and, under ``synthkit grade``, the trip to the student's process happen.
     """
 
     kind = "code"
 
     def __init__(self, name: str, lab: str, *, names: tuple[str, ...] | str, checker: Callable,
-                 time_limit: float = 10.0, success: str = "", **kw):
+                 time_limit: float = 10.0, success: str = "", refuses: tuple[str, ...] | str = (), **kw):
         super().__init__(name, lab, **kw)
         self.names = (names,) if isinstance(names, str) else tuple(names)
         self.checker = checker
         self.time_limit = time_limit
         self.success = success
+        self.refuses = (refuses,) if isinstance(refuses, str) else tuple(refuses)
+        self._refused_keys: list | None = None
+
+    def refused_keys(self) -> list:
+        """The refused functions as plain keys (resolved on first use, then kept)."""
+        if self._refused_keys is None:
+            from .checks import refused_keys
+            self._refused_keys = refused_keys(self.refuses)
+        return self._refused_keys
 
     def grade(self, namespace: dict) -> Result:
         start = time.perf_counter()
@@ -369,9 +413,8 @@ def grade_all(exercises: list[Exercise], namespace: dict) -> list[Result]:
 
 
 def grade_lab(lab: str, namespace: dict) -> list[dict]:
-    """Every exercise of lab `lab` against `namespace`, as plain dicts (what the grader's
-    injected cell calls inside a submission's kernel)."""
-    from ..labs import lab_exercises
+    """Every exercise of lab `lab` against `namespace`, as plain dicts."""
+    from .registry import lab_exercises
 
     return [r.to_dict() for r in grade_all(lab_exercises(lab), namespace)]
 

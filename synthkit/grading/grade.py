@@ -2,8 +2,12 @@
 
 Each submission runs in a fresh kernel of its own (several at once), with a per-cell
 timeout, in a scratch folder, with a scratch progress store; then the lab's checks run
-from the installed synthkit against the student's objects (see ``runner``). One CSV row
+from the installed synthkit, in the grader's process, calling the student's functions
+in that kernel over a plain-data channel (see ``runner`` and ``sandbox``). One CSV row
 per student x exercise, plus a JSON report beside it with every detail, essays in full.
+The ``flags`` column lists lines of the submission that patch imported code, builtins,
+stdout or the import system (see ``scan``): they cannot change a grade, but an
+instructor will want to read them.
 A broken submission gets rows that say what broke; the rest of the class is graded
 regardless.
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 
 from .exercises import Result
 
-CSV_FIELDS = ("student", "lab", "exercise", "points", "max_points", "status", "message", "submission")
+CSV_FIELDS = ("student", "lab", "exercise", "points", "max_points", "status", "message", "flags", "submission")
 
 
 @dataclass
@@ -53,7 +57,7 @@ _GENERIC_FOLDERS = {"submitted", "submissions", "autograded", "feedback", "labs"
 def student_name(path: Path) -> str:
     """Who submitted `path`: 'alice' from alice-00_welcome.ipynb, 00_welcome_alice.ipynb,
     alice/00_welcome.ipynb or alice/00_welcome/00_welcome.ipynb; else the file's stem."""
-    from ..labs import lab_id_from_name, lab_module
+    from .registry import lab_id_from_name, lab_module
 
     lab = lab_id_from_name(path.name)
     if not lab:
@@ -94,9 +98,10 @@ def _grade_one(path: str, lab: str | None, profile: str, timeout: float, threads
 
 
 def _rows(sub: Submission, course) -> list[dict]:
-    from ..labs import lab_exercises
+    from .registry import lab_exercises
 
     rows = []
+    flags = "; ".join(sub.run.get("flags", []))
     results = sub.results
     if not results:  # nothing came back: still one row, so the student shows in the book
         note = "; ".join(sub.run.get("notes", [])) or f"not graded ({sub.status})"
@@ -113,7 +118,7 @@ def _rows(sub: Submission, course) -> list[dict]:
             message = f"{r.message}\n---\n{r.answer}"
         rows.append({"student": sub.student, "lab": r.lab, "exercise": r.exercise,
                      "points": _num(r.points), "max_points": _num(r.max_points), "status": r.status,
-                     "message": message, "submission": sub.path})
+                     "message": message, "flags": flags, "submission": sub.path})
     return rows
 
 
@@ -195,6 +200,8 @@ def summary_table(submissions: list[Submission]) -> str:
         got = sum(r.points for r in s.results)
         best = sum(r.max_points for r in s.results)
         notes = ", ".join(f"{r.exercise}:{r.status}" for r in s.results if r.status != "pass")
+        if s.run.get("flags"):
+            notes += f"  [flagged: {len(s.run['flags'])} patching line(s), see the CSV]"
         lines.append(f"{s.student.ljust(width)}  lab {s.lab or '?'}  {_num(got)}/{_num(best)}  "
                      f"{s.status:8s} {s.seconds:5.1f} s  {notes}")
     return "\n".join(lines)

@@ -1,10 +1,13 @@
-"""Run a notebook headless, then run its lab's checks inside the same kernel.
+"""Grading a lab in a notebook: run it in a kernel (``kernel``), then grade the student's
+objects with the checks of the installed synthkit, from the grader's own process.
 
-``run_notebook(path)`` starts a fresh kernel on this very Python (a kernel spec made on
-the fly from ``sys.executable``, so no installed kernel spec can point elsewhere),
-executes every code cell with a per-cell timeout, keeps going past cells that raise,
-and then runs the lab's checks from the installed synthkit against the kernel's
-objects: the submission's own check cells play no part in the result.
+``run_notebook(path)`` executes every code cell in a fresh kernel (per-cell timeout, past
+errors) and then, with the kernel still up, runs the lab's checks *here*, in the
+grader's process: each call of a student's function travels to the kernel and only its
+result, as plain data, comes back (``sandbox``). The submission's own check cells, and
+anything its code patched in the kernel (the checks, ``json``, ``importlib``,
+``sys.stdout``), play no part in the result. Its code is also scanned for such patching
+(``scan``), and what is found is listed in ``flags`` for the instructor.
 
 What can go wrong is reported, never raised:
 
@@ -13,89 +16,28 @@ What can go wrong is reported, never raised:
   rest of the notebook still runs (a kernel that ignores the interrupt is replaced);
 - the kernel dies: the notebook is run again in a fresh kernel without that cell
   (twice at most), so the rest of the work still counts, and the rows say so;
+- a student's function runs past its limit under a check: the grader interrupts the
+  kernel, and kills it if it does not answer; it dies: that row says so;
 - every cell raises: the checks still run, and report what they find missing.
 """
 from __future__ import annotations
 
 import asyncio
-import atexit
-import json
-import os
-import secrets
-import shutil
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .exercises import CRASHED, INVALID, PASS, SUBMITTED, TIMEOUT, NOT_RUN, Result
+from .exercises import CRASHED, INVALID, NOT_RUN, PASS, SUBMITTED, TIMEOUT, CodingExercise, EssayExercise, Result
+from .kernel import (CellIssue, CellRun, kernel_env, kernel_process, quiet_abandoned_pollers, read_notebook,
+                     responsive, run_cells)
 
-KERNEL_NAME = "synthkit-python"
-MAX_OUTPUTS_PER_CELL = 500
 DEFAULT_CELL_TIMEOUT = {"ci": 120, "laptop": 600, "gpu": 600}
-CHECKS_TIMEOUT = 180  # the injected checks cell (each check also has its own limit)
+CHECKS_TIMEOUT = 180  # first answer from the kernel (each call also has its exercise's limit)
 MAX_ATTEMPTS = 3
 
-_spec_dir: str | None = None
-_spec_lock = threading.Lock()
-
-
-def kernel_spec_dir() -> str:
-    """A folder holding one kernel spec that runs ipykernel on this interpreter."""
-    global _spec_dir
-    with _spec_lock:
-        if _spec_dir is None:
-            folder = tempfile.mkdtemp(prefix="synthkit-kernels-")
-            spec = Path(folder) / KERNEL_NAME
-            spec.mkdir()
-            (spec / "kernel.json").write_text(json.dumps({
-                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                "display_name": f"Python {sys.version_info.major}.{sys.version_info.minor} (synthkit)",
-                "language": "python", "interrupt_mode": "signal", "metadata": {"debugger": False}}))
-            atexit.register(shutil.rmtree, folder, True)
-            _spec_dir = folder
-        return _spec_dir
-
-
-def _kernel_manager():
-    from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import AsyncKernelManager
-
-    ksm = KernelSpecManager(kernel_dirs=[kernel_spec_dir()], ensure_native_kernel=False)
-    return AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=ksm)
-
-
-def kernel_env(profile: str | None = None, extra: dict | None = None) -> dict:
-    """The environment a kernel gets: ours, plus the size profile."""
-    env = dict(os.environ)
-    if profile:
-        env["SYNTHKIT_PROFILE"] = profile
-    # a synthkit imported from a source folder (not installed) must be importable there too
-    here = Path(__file__).resolve().parents[2]
-    if here.name not in ("site-packages", "dist-packages"):
-        env["PYTHONPATH"] = os.pathsep.join([str(here)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    env.update(extra or {})
-    return env
-
-
-# --- results -------------------------------------------------------------------------------
-@dataclass
-class CellIssue:
-    index: int  # 1-based position in the notebook
-    kind: str  # "error", "timeout", "stuck" (a timeout the kernel ignored), "crashed", "skipped"
-    detail: str
-    first_line: str = ""
-
-    def __str__(self) -> str:
-        where = f"cell {self.index}" + (f" (`{self.first_line}`)" if self.first_line else "")
-        return {"error": f"{where} raised {self.detail}",
-                "timeout": f"{where} ran past the {self.detail} limit and was stopped",
-                "stuck": f"{where} ran past the {self.detail} limit and ignored the interrupt, so its kernel "
-                         f"was replaced",
-                "crashed": f"the kernel died in {where}{': ' + self.detail if self.detail else ''}",
-                "skipped": f"{where} was skipped: {self.detail}"}[self.kind]
+__all__ = ["run_notebook", "run_notebook_async", "RunResult", "CellIssue", "read_notebook", "format_run",
+           "DEFAULT_CELL_TIMEOUT"]
 
 
 @dataclass
@@ -110,6 +52,7 @@ class RunResult:
     attempts: int = 0
     profile: str = ""
     notebook: object = None  # the executed notebook (nbformat node), when there is one
+    flags: list[str] = field(default_factory=list)  # what the code patches (see ``scan``)
 
     @property
     def errors(self) -> list[CellIssue]:
@@ -126,168 +69,93 @@ class RunResult:
                 "results": [r.to_dict() for r in self.results],
                 "cell_issues": [{"cell": i.index, "kind": i.kind, "detail": i.detail, "text": str(i)}
                                 for i in self.issues],
-                "notes": self.notes}
+                "notes": self.notes, "flags": self.flags}
 
 
 @dataclass
-class _Attempt:
-    issues: list[CellIssue] = field(default_factory=list)
-    died_at: int | None = None  # 0-based cell index that killed (or wedged) the kernel
+class _Attempt(CellRun):
     checks: list[dict] | None = None
     checks_problem: str = ""  # why the checks did not report
     checks_status: str = ""  # and what that makes the rows: TIMEOUT or CRASHED
-    last_words: str = ""  # the kernel's last line on stderr, when it died
 
 
-def _first_line(source: str) -> str:
-    for line in source.splitlines():
-        if line.strip() and not line.strip().startswith("#"):
-            return line.strip()[:50]
-    return ""
+def _needed_names(exercises) -> list[str]:
+    names: list[str] = []
+    for ex in exercises:
+        if isinstance(ex, CodingExercise):
+            names += ex.names
+        elif isinstance(ex, EssayExercise):
+            names.append(ex.variable)
+    return list(dict.fromkeys(names))
 
 
-def _error_of(cell) -> str | None:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            value = str(out.get("evalue", ""))
-            value = value if len(value) <= 120 else value[:117] + "..."
-            return f"{out.get('ename', 'Error')}: {value}"
-    return None
+def _grade_remotely(lab: str, connection_info: dict, process) -> tuple[list[dict] | None, str, str]:
+    """Run lab `lab`'s checks here against the kernel's objects: (result dicts, or None
+    with why and the rows' status)."""
+    from .exercises import grade_all
+    from .registry import lab_exercises
+    from .sandbox import InventoryError, KernelSandbox, RemoteNamespace, SandboxGone
 
-
-_CHECKS_CODE = '''\
-def _synthkit_run_checks(namespace):
-    import importlib, json, sys
-    for name in [m for m in list(sys.modules) if m == "synthkit.labs"
-                 or m.startswith(("synthkit.labs.", "synthkit.grading"))]:
-        del sys.modules[name]  # fresh copies: nothing a notebook patched survives
-    exercises = importlib.import_module("synthkit.grading.exercises")
-    results = exercises.grade_lab({lab!r}, namespace)
-    sys.stdout.write("\\n{marker}" + json.dumps(results) + "\\n")
-    sys.stdout.flush()
-_synthkit_run_checks(globals())
-del _synthkit_run_checks
-'''
-
-
-def _make_client(nb, timeout: float, cwd: str):
-    from nbclient import NotebookClient
-
-    class Client(NotebookClient):
-        def output(self, outs, msg, display_id, cell_index):
-            # a cell that prints forever must not eat the grader's memory
-            if len(outs) >= MAX_OUTPUTS_PER_CELL and msg["msg_type"] != "error":
-                return None
-            return super().output(outs, msg, display_id, cell_index)
-
-    return Client(nb, km=_kernel_manager(), timeout=int(timeout), allow_errors=True,
-                  interrupt_on_timeout=False, record_timing=False, startup_timeout=90,
-                  iopub_timeout=10, shutdown_kernel="immediate",
-                  timeout_func=lambda cell: cell.get("metadata", {}).get("synthkit_timeout") or int(timeout),
-                  resources={"metadata": {"path": cwd}})
-
-
-async def _execute_extra(client, source: str, seconds: int):
-    """Run a cell of ours after the notebook's (nbclient wants it in the notebook while it
-    runs; it is taken out again)."""
-    from nbformat.v4 import new_code_cell
-
-    cell = new_code_cell(source)
-    cell.metadata["synthkit_timeout"] = seconds
-    client.nb.cells.append(cell)
+    exercises = lab_exercises(lab)
     try:
-        await client.async_execute_cell(cell, len(client.nb.cells) - 1, store_history=False)
+        sandbox = KernelSandbox(connection_info, process)
+    except Exception as e:  # noqa: BLE001
+        return None, f"the grader could not connect to the kernel ({type(e).__name__}: {e})", NOT_RUN
+    try:
+        for attempt in range(2):
+            try:
+                namespace = RemoteNamespace(sandbox, _needed_names(exercises), CHECKS_TIMEOUT)
+                break
+            except InventoryError as e:
+                # a KeyboardInterrupt sent to stop an earlier runaway cell can land late,
+                # inside the first request: ask again, once
+                if e.reply.get("interrupted") and attempt == 0:
+                    continue
+                if e.reply.get("aborted"):
+                    return None, "the kernel refused every request after an interrupted cell", "aborted"
+                if e.reply.get("slow"):
+                    return None, f"the kernel did not answer the grader within {CHECKS_TIMEOUT} s", TIMEOUT
+                why = e.reply.get("protocol_error") or e.reply
+                return None, f"the kernel gave no usable answer to the grader: {why}", NOT_RUN
+            except SandboxGone as e:
+                return None, str(e), CRASHED
+        return [r.to_dict() for r in grade_all(exercises, namespace)], "", ""
     finally:
-        client.nb.cells.pop()
-    return cell
+        sandbox.close()
 
 
-async def _responsive(client, seconds: int = 15) -> bool:
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+def _after_cells(lab: str | None, att: _Attempt):
+    async def grade_now(client, run: CellRun) -> None:
+        if not lab:
+            return
+        if any(i.kind == "timeout" for i in run.issues) and not await responsive(client):
+            run.died_at = next(i.index for i in run.issues if i.kind == "timeout") - 1
+            return
+        info = client.km.get_connection_info(session=False)
+        checks, problem, status = await asyncio.to_thread(_grade_remotely, lab, info, kernel_process(client))
+        if status == "aborted":
+            # After an interrupted cell the kernel can go on aborting every request (seen
+            # here, timing-dependent): answer-less, it is as good as stuck. Run the
+            # notebook again in a fresh kernel without the cell that ran away.
+            timeouts = [i for i in run.issues if i.kind == "timeout"]
+            if timeouts:
+                run.died_at = timeouts[0].index - 1
+                return
+            status = NOT_RUN
+        att.checks, att.checks_problem, att.checks_status = checks, problem, status
+        if status == CRASHED:
+            run.wants_last_words = True
 
-    try:
-        await _execute_extra(client, "pass", seconds)
-        return True
-    except (CellTimeoutError, DeadKernelError):
-        return False
+    return grade_now
 
 
 async def _attempt(nb, lab: str | None, *, timeout: float, env: dict, cwd: str,
                    skip: set[int], checks: bool) -> _Attempt:
-    # the kernel's own stderr goes to a file: quiet runs, and the last words of a crash
-    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
-        att = _Attempt()
-        await _run_cells(att, nb, lab, timeout=timeout, env=env, cwd=cwd, skip=skip, checks=checks, log=log)
-        if att.died_at is not None or att.checks_status == CRASHED:
-            log.seek(0)
-            said = [line.strip() for line in log.read().splitlines()[-40:]
-                    if line.strip() and "without encryption" not in line]
-            if said:
-                att.last_words = said[-1][:200]
-        return att
-
-
-async def _run_cells(att: _Attempt, nb, lab, *, timeout, env, cwd, skip, checks, log) -> None:
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    client = _make_client(nb, timeout, cwd)
-    async with client.async_setup_kernel(cleanup_kc=True, env=env, cwd=cwd, stderr=log):
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type != "code" or not cell.source.strip():
-                continue
-            if i in skip:
-                att.issues.append(CellIssue(i + 1, "skipped", "it stopped the kernel in an earlier run",
-                                            _first_line(cell.source)))
-                continue
-            try:
-                await client.async_execute_cell(cell, i)
-            except CellTimeoutError:
-                att.issues.append(CellIssue(i + 1, "timeout", f"{int(timeout)} s", _first_line(cell.source)))
-                try:
-                    await client.km.interrupt_kernel()
-                except Exception:  # noqa: BLE001 - a kernel we cannot interrupt is wedged
-                    pass
-                if not await _responsive(client):
-                    att.died_at = i
-                    att.issues[-1].kind = "stuck"
-                    return
-                continue
-            except DeadKernelError:
-                att.died_at = i
-                att.issues.append(CellIssue(i + 1, "crashed", "", _first_line(cell.source)))
-                return
-            error = _error_of(cell)
-            if error:
-                att.issues.append(CellIssue(i + 1, "error", error, _first_line(cell.source)))
-        if not (checks and lab):
-            return
-        # Twice at most: a KeyboardInterrupt sent to stop an earlier runaway cell can land
-        # late, inside the first run of the checks, which then report nothing.
-        for _ in range(2):
-            marker = f"@@synthkit-checks-{secrets.token_hex(8)}@@"
-            try:
-                cell = await _execute_extra(client, _CHECKS_CODE.format(lab=lab, marker=marker), CHECKS_TIMEOUT)
-            except CellTimeoutError:
-                att.checks_problem = f"the checks were still running your code after {CHECKS_TIMEOUT} s"
-                att.checks_status = TIMEOUT
-                return
-            except DeadKernelError:
-                att.checks_problem = "the kernel died while the checks ran your code"
-                att.checks_status = CRASHED
-                return
-            text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
-            for line in text.splitlines():
-                if line.startswith(marker):
-                    att.checks = json.loads(line[len(marker):])
-                    return
-            att.checks_problem = "the checks reported nothing" + (f" ({_error_of(cell)})" if _error_of(cell) else "")
-            att.checks_status = NOT_RUN
-        timeouts = [i for i in att.issues if i.kind == "timeout"]
-        if timeouts and not cell.outputs:
-            # After an interrupted cell the kernel can go on aborting every request (seen
-            # here, timing-dependent): answer-less, it is as good as stuck. Run the
-            # notebook again in a fresh kernel without the cell that ran away.
-            att.died_at = timeouts[0].index - 1
+    att = _Attempt()
+    run = await run_cells(nb, timeout=timeout, env=env, cwd=cwd, skip=skip,
+                          after=_after_cells(lab, att) if checks else None)
+    att.issues, att.died_at, att.last_words = run.issues, run.died_at, run.last_words
+    return att
 
 
 def _combine(lab: str, attempts: list[_Attempt], expected) -> tuple[str, list[Result], list[CellIssue]]:
@@ -331,31 +199,8 @@ def _combine(lab: str, attempts: list[_Attempt], expected) -> tuple[str, list[Re
     return status, rows, issues
 
 
-def read_notebook(path: str | Path):
-    """The notebook at `path`, validated; raises ValueError with a readable reason."""
-    import nbformat
-
-    try:
-        raw = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not a notebook: the file is not UTF-8 text") from None
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not a notebook: invalid JSON ({e.msg} at line {e.lineno})") from None
-    if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
-        raise ValueError("not a notebook: the JSON has no 'cells' and 'nbformat'") from None
-    try:
-        nb = nbformat.reads(raw, as_version=4)
-        nbformat.validate(nb)
-    except Exception as e:  # noqa: BLE001 - nbformat raises many kinds
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ValueError(f"not a valid notebook: {msg[:200]}") from None
-    return nb
-
-
 def lab_of(path: str | Path, nb=None) -> str | None:
-    from ..labs import lab_id_from_name
+    from .registry import lab_id_from_name
 
     if nb is not None:
         lab = nb.metadata.get("synthkit", {}).get("lab")
@@ -368,9 +213,10 @@ async def run_notebook_async(path: str | Path, *, lab: str | None = None, profil
                              timeout: float | None = None, env: dict | None = None,
                              cwd: str | Path | None = None, checks: bool = True) -> RunResult:
     from ..profiles import profile as current_profile
-    from ..labs import lab_exercises
+    from .registry import lab_exercises
+    from .scan import patches
 
-    _quiet_abandoned_pollers()
+    quiet_abandoned_pollers()
     start = time.perf_counter()
     path = Path(path)
     profile = profile or current_profile()
@@ -385,6 +231,7 @@ async def run_notebook_async(path: str | Path, *, lab: str | None = None, profil
         _rows_for_all(result, INVALID, f"{e}", result.lab)
         return result
     result.lab = lab = lab or lab_of(path, nb)
+    result.flags = patches(nb)
     expected = []
     if lab:
         try:
@@ -425,24 +272,8 @@ async def run_notebook_async(path: str | Path, *, lab: str | None = None, profil
     return result
 
 
-def _quiet_abandoned_pollers() -> None:
-    """nbclient leaves an output poller behind when a cell times out or a kernel dies; when
-    the channel closes it fails with queue.Empty, which asyncio would print as a scary
-    'Task exception was never retrieved'. Those, and only those, are dropped."""
-    from queue import Empty
-
-    loop = asyncio.get_running_loop()
-
-    def handler(loop, context):
-        if isinstance(context.get("exception"), Empty):
-            return
-        loop.default_exception_handler(context)
-
-    loop.set_exception_handler(handler)
-
-
 def _rows_for_all(result: RunResult, status: str, message: str, lab: str | None) -> None:
-    from ..labs import lab_exercises
+    from .registry import lab_exercises
 
     if not lab:
         return
@@ -477,6 +308,7 @@ def format_run(result: RunResult) -> str:
              f"{result.seconds:.1f} s, status {result.status}"]
     lines += [f"  ! {i}" for i in result.issues]
     lines += [f"  note: {n}" for n in result.notes]
+    lines += [f"  flag: {f}" for f in result.flags]
     for r in result.results:
         lines.append(f"  {r.headline()}: {r.message}")
     code = [r for r in result.results if r.kind == "code"]

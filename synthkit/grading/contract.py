@@ -1,0 +1,150 @@
+"""What every lab owes the course, as functions an author can run and the tests enforce.
+
+    python -m synthkit.grading.contract 04     # the problems of lab 04 (none: exit 0)
+
+- ``lab_problems(lab)``: the module defines LAB, TITLE and NOTEBOOK, at least one
+  exercise, exercise names that are unique, and a well-formed quiz;
+- ``quiz_problems(quiz)``: every question has distinct, non-empty choices and a reason;
+- ``quiz_length_problems(quiz)``: the length rule. A student who always picks the longest
+  choice must not do well: across a lab the right answer may be the strictly longest
+  choice in at most a third of the questions, and where it is, it may be longer than
+  the next-longest by at most a quarter (``LONGEST_SHARE``, ``LONGEST_MARGIN``);
+- ``library_twins(exercise)``: synthkit functions with the same name as one the exercise
+  asks for, which it should refuse (see ``checks``).
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import sys
+
+LONGEST_SHARE = 1 / 3  # at most this share of a lab's questions may have the longest right answer
+LONGEST_MARGIN = 1.25  # and there it is at most this many times the next-longest choice
+
+
+def quiz_problems(quiz) -> list[str]:
+    """Ways `quiz` is malformed (empty list: none)."""
+    problems = []
+    if not quiz.questions:
+        problems.append("the quiz has no questions")
+    seen = set()
+    for n, q in enumerate(quiz.questions, 1):
+        where = f"question {n} ({q.text[:40]!r})"
+        if q.text in seen:
+            problems.append(f"{where} is asked twice")
+        seen.add(q.text)
+        if len(q.choices) < 3:
+            problems.append(f"{where} has {len(q.choices)} choices; give at least 3")
+        if any(not c.strip() for c in q.choices):
+            problems.append(f"{where} has an empty choice")
+        if len({c.strip().lower() for c in q.choices}) != len(q.choices):
+            problems.append(f"{where} has two identical choices")
+        if not q.why.strip():
+            problems.append(f"{where} says nothing in `why` about why its answer is right")
+    return problems
+
+
+def quiz_length_problems(quiz) -> list[str]:
+    """Where `quiz` breaks the length rule (see the module doc)."""
+    problems, longest = [], []
+    for n, q in enumerate(quiz.questions, 1):
+        right = len(q.choices[q.answer])
+        others = sorted((len(c) for i, c in enumerate(q.choices) if i != q.answer), reverse=True)
+        if others and right > others[0]:
+            longest.append(n)
+            if right > LONGEST_MARGIN * others[0]:
+                problems.append(f"question {n}: the right answer ({right} characters) is more than "
+                                f"{LONGEST_MARGIN - 1:.0%} longer than the next-longest choice ({others[0]})")
+    allowed = int(len(quiz.questions) * LONGEST_SHARE)
+    if len(longest) > allowed:
+        problems.append(f"the right answer is the longest choice in {len(longest)} of {len(quiz.questions)} "
+                        f"questions ({', '.join(map(str, longest))}); at most {allowed} may be")
+    return problems
+
+
+def library_twins(exercise) -> list[str]:
+    """Dotted names of synthkit functions (outside grading and labs) named like one of the
+    functions `exercise` asks the student to write."""
+    import synthkit
+
+    wanted = set(getattr(exercise, "names", ()))
+    twins = []
+    for info in pkgutil.walk_packages(synthkit.__path__, "synthkit."):
+        if info.name.startswith(("synthkit.grading", "synthkit.labs")) or info.ispkg:
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except Exception:  # noqa: BLE001 - an optional backend that cannot load here
+            continue
+        for name in wanted:
+            obj = getattr(module, name, None)
+            if inspect.isfunction(obj) and obj.__module__ == info.name:
+                twins.append(f"{info.name}.{name}")
+    return sorted(twins)
+
+
+def lab_problems(lab: str) -> list[str]:
+    """Everything lab `lab` gets wrong about the contract (empty list: nothing)."""
+    from .exercises import CodingExercise
+    from .registry import lab_exercises, lab_module, lab_quiz
+
+    mod = lab_module(lab)
+    problems = []
+    if getattr(mod, "LAB", None) != lab:
+        problems.append(f"{mod.__name__}.LAB should be {lab!r}")
+    for name in ("TITLE", "NOTEBOOK"):
+        if not isinstance(getattr(mod, name, None), str) or not getattr(mod, name):
+            problems.append(f"{mod.__name__} must define {name} (a non-empty string)")
+    notebook = getattr(mod, "NOTEBOOK", "")
+    if isinstance(notebook, str) and notebook and not notebook.startswith(f"{lab}_"):
+        problems.append(f"{mod.__name__}.NOTEBOOK ({notebook!r}) should start with '{lab}_'")
+    exercises = lab_exercises(lab)
+    if not exercises:
+        problems.append(f"{mod.__name__} defines no exercise")
+    names = [ex.name for ex in exercises]
+    if len(set(names)) != len(names):
+        problems.append(f"{mod.__name__} has two exercises with one name: {names}")
+    for ex in exercises:
+        if ex.lab != lab:
+            problems.append(f"{ex.name} says it belongs to lab {ex.lab!r}")
+        if not ex.hints:
+            problems.append(f"{ex.name} has no hint")
+        if isinstance(ex, CodingExercise):
+            if not ex.solution_code:
+                problems.append(f"{ex.name} has no solution to show")
+            missing = [t for t in library_twins(ex) if t not in ex.refuses]
+            if missing:
+                problems.append(f"{ex.name} asks for a function synthkit already has; refuse it: "
+                                f"refuses=({', '.join(repr(m) for m in missing)},)")
+            try:
+                ex.refused_keys()
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"{ex.name}: a refused name does not resolve ({type(e).__name__}: {e})")
+    quiz = lab_quiz(lab)
+    if quiz is not None:
+        problems += [f"quiz: {p}" for p in quiz_problems(quiz)]
+        if quiz.lab != lab:
+            problems.append(f"the quiz says it belongs to lab {quiz.lab!r}")
+    return problems
+
+
+def main(argv=None) -> int:
+    from .registry import available_labs
+
+    labs = (argv if argv is not None else sys.argv[1:]) or available_labs()
+    bad = 0
+    for lab in labs:
+        from .registry import lab_quiz
+        found = lab_problems(lab)
+        quiz = lab_quiz(lab)
+        found += [f"quiz length rule: {p}" for p in (quiz_length_problems(quiz) if quiz else [])]
+        print(f"lab {lab}: " + ("ok" if not found else f"{len(found)} problem(s)"))
+        for p in found:
+            print(f"  - {p}")
+        bad += bool(found)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

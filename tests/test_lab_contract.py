@@ -1,0 +1,125 @@
+"""The contract every lab keeps, checked for every lab synthkit has, present and future:
+its module is complete, its solution notebook's code passes every check, the student
+copy's stubs are "missing", its quiz is well formed and passes the length rule, and
+labs/ is what `synthkit assign` makes from solutions/.
+
+These run the checks in this process on the code cells that *define* things (imports,
+functions, classes, constants), so they take seconds; tests/test_notebooks.py runs the
+whole notebooks in kernels."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from synthkit import profiles
+from synthkit.grading import assign as assign_mod
+from synthkit.grading.contract import lab_problems, quiz_length_problems
+from synthkit.grading.exercises import CodingExercise, EssayExercise
+from synthkit.grading.registry import available_labs, lab_exercises, lab_module, lab_quiz
+
+ROOT = Path(__file__).resolve().parents[1]
+LABS = available_labs()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("SYNTHKIT_PROFILE", "ci")
+    profiles.reset()
+    yield
+    profiles.reset()
+
+
+def _notebook(folder: str, lab: str) -> Path:
+    path = ROOT / folder / lab_module(lab).NOTEBOOK
+    if not path.exists():
+        pytest.fail(f"lab {lab}: {folder}/{path.name} does not exist (every lab module needs its notebook)")
+    return path
+
+
+def _defining_code(path: Path) -> dict:
+    """A namespace holding what the notebook's code cells define: imports, functions,
+    classes and assignments that call nothing (no model runs)."""
+    ns: dict = {"__name__": "__main__"}
+    for cell in nbformat.read(path, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # a cell with IPython magics
+            continue
+        keep = []
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+                keep.append(node)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
+                    and not any(isinstance(n, ast.Call) for n in ast.walk(node.value)):
+                keep.append(node)
+        exec(compile(ast.Module(body=keep, type_ignores=[]), str(path), "exec"), ns)
+    return ns
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_lab_module_keeps_the_contract(lab):
+    problems = lab_problems(lab)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_solution_code_passes_every_check(lab):
+    ns = _defining_code(_notebook("solutions", lab))
+    for ex in lab_exercises(lab):
+        if isinstance(ex, CodingExercise):
+            r = ex.grade(ns)
+            assert r.passed, f"lab {lab}: {r}"
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_student_copy_stubs_are_missing(lab):
+    ns = _defining_code(_notebook("labs", lab))
+    for ex in lab_exercises(lab):
+        if isinstance(ex, CodingExercise):
+            r = ex.grade(ns)
+            assert r.status == "missing" and r.points == 0, f"lab {lab}: {r}"
+        elif isinstance(ex, EssayExercise):
+            assert ex.grade(ns).status == "missing"
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_quiz_follows_the_length_rule(lab):
+    """A student who always picks the longest choice must not do well (see contract)."""
+    quiz = lab_quiz(lab)
+    assert quiz is not None, f"lab {lab} has no quiz"
+    problems = quiz_length_problems(quiz)
+    assert not problems, f"lab {lab}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_labs_folder_is_generated_from_solutions(lab):
+    solution, student = _notebook("solutions", lab), _notebook("labs", lab)
+    assert student.read_text(encoding="utf-8") == assign_mod.render_lab(solution), \
+        f"labs/{student.name} is stale: run `synthkit assign` and commit labs/"
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_each_lab_has_one_chapter(lab):
+    chapters = sorted((ROOT / "chapters").glob(f"{lab}-*.md"))
+    assert len(chapters) == 1, f"lab {lab}: expected one chapters/{lab}-*.md, found {chapters}"
+
+
+def test_the_length_rule_itself():
+    from synthkit.grading.quiz import Question, Quiz
+
+    def q(choices, answer):
+        return Question("?" + "".join(choices), choices, answer, "because")
+
+    honest = Quiz("99", [q(["short", "a bit longer", "mid"], 0), q(["aaaaaa", "bbbbbbb", "cc"], 1),
+                         q(["one", "two", "three"], 0)])
+    assert quiz_length_problems(honest) == []  # longest in 1 of 3 questions, and only by 7 to 6
+    giveaway = Quiz("99", [q(["no", "yes, and here is a much longer right answer", "maybe"], 1)] * 3)
+    problems = quiz_length_problems(giveaway)
+    assert any("3 of 3" in p for p in problems) and any("longer than the next-longest" in p for p in problems)
