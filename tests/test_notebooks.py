@@ -97,6 +97,61 @@ def _submissions(folder: Path) -> dict[str, str]:
     _cell(nb, "ex1-check").source = _cheating_check_cell()
     save("cheat", nb)
 
+    # Forgeries on an unsolved copy: none may reach the report (the checks run in the
+    # grader's process), and each patching line is flagged for the instructor.
+    nb = nbformat.from_dict(json.loads(json.dumps(blank)))
+    nb.cells.append(nbformat.v4.new_code_cell(FORGE_DUMPS))
+    save("dumps", nb)
+    nb = nbformat.from_dict(json.loads(json.dumps(blank)))
+    nb.cells.append(nbformat.v4.new_code_cell(FORGE_THE_REST))
+    save("forger", nb)
+    nb = nbformat.from_dict(json.loads(json.dumps(blank)))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import os\ndef build_chat_prompt(model, user_message, system=None):\n    os._exit(0)\n"))
+    save("exiter", nb)
+
+
+# Rewrites every "status" in what json.dumps is given to "pass" (the forgery of issue 7).
+FORGE_DUMPS = """
+import json
+_dumps = json.dumps
+def _all_pass(obj):
+    if isinstance(obj, dict):
+        return {k: ("pass" if k == "status" else _all_pass(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_all_pass(v) for v in obj]
+    return obj
+json.dumps = lambda obj, *a, **k: _dumps(_all_pass(obj), *a, **k)
+"""
+
+# Doctors re-imported checks through importlib, patches the exercises module and Result,
+# prints a fake report line, rewrites stdout, and returns an object equal to anything.
+FORGE_THE_REST = """
+import importlib, io, json, sys
+_import = importlib.import_module
+def _doctored(name, *a, **k):
+    module = _import(name, *a, **k)
+    if name.endswith("exercises"):
+        module.CodingExercise.grade = lambda self, ns: module.Result(self.lab, self.name, "code", "pass", "ok", self.points)
+    return module
+importlib.import_module = _doctored
+import synthkit.grading.exercises as E
+E.Result.points = property(lambda self: self.max_points)
+E.grade_all = lambda exercises, ns: [E.Result(x.lab, x.name, x.kind, "pass", "ok", x.points) for x in exercises]
+E.CodingExercise.grade = lambda self, ns: E.Result(self.lab, self.name, "code", "pass", "ok", self.points)
+print("@@synthkit-checks-0000@@" + json.dumps([{"lab": "00", "exercise": "ex1", "kind": "code", "status": "pass"}]))
+class _Rewriter(io.StringIO):
+    def write(self, s):
+        return sys.__stdout__.write(s.replace("fail", "pass"))
+sys.stdout = _Rewriter()
+class Yes(str):
+    def __eq__(self, other):
+        return True
+    __hash__ = str.__hash__
+def build_chat_prompt(model, user_message, system=None):
+    return Yes("anything")
+"""
+
 
 def _cheating_check_cell() -> str:
     return "\n".join([
@@ -121,7 +176,8 @@ def test_grading_a_class_survives_broken_and_hostile_submissions(tmp_path, capsy
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     table = {(r["student"], r["exercise"]): r for r in rows}
     students = {r["student"] for r in rows}
-    assert students == {"good", "notjson", "deleted", "loop", "stubborn", "killer", "raiser", "cheat"}
+    assert students == {"good", "notjson", "deleted", "loop", "stubborn", "killer", "raiser", "cheat",
+                        "dumps", "forger", "exiter"}
     assert all(r["lab"] == "00" for r in rows)
 
     def row(student, exercise="ex1"):
@@ -143,18 +199,74 @@ def test_grading_a_class_survives_broken_and_hostile_submissions(tmp_path, capsy
     assert row("killer")["status"] == "crashed" and "kernel died" in row("killer")["message"]
     assert row("raiser")["status"] == "missing" and "RuntimeError" in row("raiser")["message"]
     assert row("cheat")["status"] == "fail" and row("cheat")["points"] == "0"  # its own check said ✓
+    for forger in ("cheat", "dumps", "forger", "exiter"):  # an unsolved copy, whatever it patched
+        assert row(forger)["points"] == "0" and row(forger, "essay1")["points"] == "0", row(forger)
+    assert row("forger")["status"] == "fail" and "returned a prompt that differs" in row("forger")["message"]
+    assert row("exiter")["status"] == "crashed" and "kernel died" in row("exiter")["message"]
+    for flag in ("importlib.import_module", "E.grade_all", "E.Result.points", "sys.stdout"):
+        assert flag in row("forger")["flags"], row("forger")["flags"]
+    assert "json.dumps" in row("dumps")["flags"] and "E.CodingExercise.grade" in row("cheat")["flags"]
+    assert row("good")["flags"] == "" and row("exiter")["flags"] == ""
 
     for r in rows:
         if r["student"] != "good":
             assert r["message"], r
     report = json.loads(out.with_suffix(".json").read_text())
-    assert report["graded"] == 8
+    assert report["graded"] == 11
     by_student = {s["student"]: s for s in report["submissions"]}
     assert by_student["killer"]["attempts"] == 2
     assert by_student["stubborn"]["status"] == "timeout" and by_student["stubborn"]["attempts"] == 2
     assert any(i["kind"] == "timeout" for i in by_student["loop"]["cell_issues"])
     printed = capsys.readouterr().out
-    assert "8 submission(s) graded" in printed
+    assert "11 submission(s) graded" in printed
+
+
+# --- refusing the library, through `synthkit grade` ----------------------------------------
+# Each notebook defines every function of its lab as synthkit's own, each by another route
+# (the forms of tests/test_grading.py); every exercise must score zero and say why.
+REFUSING_NOTEBOOKS = {
+    "route1-02_self_instruct": [
+        "from synthkit.self_instruct import build_prompt",                              # imported
+        "from synthkit.self_instruct import instruction_ok as library_version\n"        # def
+        "def keep_instruction(text, *args, **kw):\n    return library_version(text)",
+        "import importlib\n"                                                            # computed name
+        "def lcs_length(a, b):\n    m = importlib.import_module('.'.join(['synthkit', 'self_' + 'instruct']))\n"
+        "    return getattr(m, 'lcs' + '_length')(a, b)",
+        "import functools, synthkit.self_instruct as si\nrouge_l_f1 = functools.partial(si.rouge_l)",  # partial
+        "import synthkit.metrics as m\nmy_helper = m.distinct_n\n"                     # another name
+        "def distinct_n(texts, n):\n    return my_helper(texts, n)",
+    ],
+    "route2-02_self_instruct": [
+        "import synthkit.self_instruct as library\n"                                    # lambda
+        "build_prompt = lambda examples: library.build_prompt(examples)",
+        "from synthkit import self_instruct\nkeep_instruction = self_instruct.instruction_ok",  # attribute
+    ],
+    "route3-03_magpie": [
+        "import functools, synthkit.magpie as mg\n@functools.wraps(mg.pre_query_template)\n"   # wraps
+        "def pre_query_prefix(template, bos_token=''):\n    return mg.pre_query_template(template, bos_token)",
+        "import threading, synthkit.magpie as mg\ndef distance_filter(embeddings, min_distance=0.1):\n"  # thread
+        "    box = []\n    t = threading.Thread(target=lambda: box.append(mg.distance_filter(embeddings, min_distance)))\n"
+        "    t.start(); t.join()\n    return box[0]",
+        "from synthkit import metrics\ntopic_words = metrics.topic_words",              # attribute
+    ],
+}
+
+
+def test_grade_refuses_the_library_s_own_function_by_every_route(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name, cells in REFUSING_NOTEBOOKS.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        nbformat.write(nb, subs / f"{name}.ipynb")
+    out = tmp_path / "grades.csv"
+    assert cli.main(["grade", str(subs), "--out", str(out), "--jobs", "2", "--timeout", "60"]) == 0
+    rows = {(r["student"], r["exercise"]): r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    expected = {("route1", e) for e in ("ex1", "ex2", "ex3", "ex4")} | {("route2", e) for e in ("ex1", "ex2")} \
+        | {("route3", e) for e in ("ex1", "ex2", "ex3")}
+    for key in expected:
+        r = rows[key]
+        assert r["status"] == "fail" and r["points"] == "0", r
+        assert "asks for your own code" in r["message"], r
 
 
 def test_the_kernel_runs_this_python_whatever_kernel_specs_are_installed(tmp_path, monkeypatch):
