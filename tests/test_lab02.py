@@ -35,7 +35,21 @@ def test_lab_module_shape():
     assert len(lab02.quiz.questions) >= 4
     assert len({q.answer for q in lab02.quiz.questions}) > 1, "the right answer should not always be the same letter"
     assert all(q.why.strip() for q in lab02.quiz.questions)
-    assert "mechanism" in lab02.quiz.questions[0].text or "at heart" in lab02.quiz.questions[0].text
+
+
+def test_quiz_facts_match_the_sources():
+    """The quiz's rule and cost facts are the reference code's and Alpaca's, and its worked
+    ROUGE-L example is computed right."""
+    text = " ".join(q.text + " " + " ".join(q.choices) + " " + q.why for q in lab02.quiz.questions)
+    assert "$600" not in text and "under $500" in text and "under $100" in text
+    rules = lab02.quiz.questions[0]
+    verdicts = [si.instruction_ok(c, si.BLACKLIST) for c in rules.choices]
+    assert verdicts == [i == rules.answer for i in range(len(rules.choices))], verdicts
+    assert si.rouge_l("write a poem about the sea", "write a short poem about a calm sea") == pytest.approx(10 / 14)
+    for q in lab02.quiz.questions:   # Alpaca's words are never credited to Self-Instruct
+        for part in (q.text, *q.choices, q.why):
+            if "video" in part:
+                assert "Alpaca" in part[:part.index("video")], part
 
 
 @pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
@@ -89,7 +103,7 @@ def build_prompt(examples):
     ],
     "ex2": [
         ("""
-def keep_instruction(text, blacklist=BLACKLIST, min_words=3, max_words=150):
+def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
     text = text.strip()
     if not min_words <= len(text.split()) <= max_words:
         return False
@@ -98,12 +112,12 @@ def keep_instruction(text, blacklist=BLACKLIST, min_words=3, max_words=150):
     return text[0] not in string.punctuation and text[0].isascii()
 """, "breaks the rules"),
         ("""
-def keep_instruction(text, blacklist=BLACKLIST, min_words=3, max_words=150):
+def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
     from synthkit.self_instruct import instruction_ok
     return instruction_ok(text)
-""", "breaks the rules"),
+""", "earns nothing"),
         ("""
-def keep_instruction(text, blacklist=BLACKLIST, min_words=3, max_words=150):
+def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
     if not min_words <= len(text.split()) <= max_words:
         return False
     if blacklist and re.search(r"\\b(" + "|".join(map(re.escape, blacklist)) + r")\\b", text, re.I):
@@ -111,13 +125,32 @@ def keep_instruction(text, blacklist=BLACKLIST, min_words=3, max_words=150):
     return text[0] not in string.punctuation and text[0].isascii()
 """, "first character"),
         ("""
-def keep_instruction(text, blacklist=BLACKLIST, min_words=3, max_words=150):
+def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
+    text = text.strip()
+    if not min_words <= len(text.split()) <= max_words:
+        return False
+    if blacklist and re.search(r"\\b(" + "|".join(map(re.escape, blacklist)) + r")\\b", text, re.I):
+        return False
+    return text[0] not in string.punctuation and text[0].isascii()
+""", "Write a program"),
+        ("""
+def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
+    text = text.strip()
+    if not min_words <= len(text.split()) <= max_words:
+        return False
+    if blacklist and re.search(r"\\b(" + "|".join(map(re.escape, blacklist)) + r")\\b", text, re.I):
+        return False
+    if text.startswith("Write a program"):
+        return False
+    return text[0] not in string.punctuation and text[0].isascii()
+""", "'Write a program'"),
+        ("""
+def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
     return "yes"
 """, "should return a bool"),
     ],
     "ex3": [
         ("""
-from synthkit.self_instruct import lcs_length
 def rouge_l_f1(a, b):
     ta, tb = a.lower().split(), b.lower().split()
     if not ta or not tb:
@@ -125,7 +158,6 @@ def rouge_l_f1(a, b):
     return 2 * lcs_length(ta, tb) / (len(ta) + len(tb))
 """, "rouge_tokenize"),
         ("""
-from synthkit.self_instruct import lcs_length
 def rouge_l_f1(a, b):
     ta, tb = rouge_tokenize(a), rouge_tokenize(b)
     if not ta or not tb:
@@ -198,8 +230,10 @@ def test_reference_keep_decides_as_the_library_rules():
     for _ in range(3):
         texts += [lab02._sentence(rng) for _ in range(100)]
         texts += [case[0] for case in lab02._keep_cases(rng)]
+    texts += ["Write a program to add two numbers.", "write a PROGRAM that adds", "Please write a program now",
+              "Make a short video about cats", "Compose music for a birthday party"]
     for text in texts:
-        assert lab02.reference_keep(text) == si.instruction_ok(text), text
+        assert lab02.reference_keep(text) == si.instruction_ok(text, si.BLACKLIST), text
 
 
 def test_lab_copy_is_current_and_keeps_no_solution():

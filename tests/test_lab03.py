@@ -107,8 +107,9 @@ def test_diversity_report_separates_varied_from_repetitive_text():
 def test_reference_solutions_pass():
     ns = _solved(lab03.ex1, lab03.ex2, lab03.ex3)
     for ex in (lab03.ex1, lab03.ex2, lab03.ex3):
-        result = ex.grade(ns)
-        assert result.status == "pass", str(result)
+        for _ in range(5 if ex is lab03.ex2 else 1):
+            result = ex.grade(ns)
+            assert result.status == "pass", str(result)
 
 
 def test_made_up_templates_agree_with_the_library():
@@ -135,7 +136,7 @@ def test_made_up_templates_agree_with_the_library():
      '    return bos_token + t[:t.index("XYZMARK")]', "never writes bos_token"),
     ('from synthkit.magpie import pre_query_template\n'
      'def pre_query_prefix(template, bos_token=""):\n    return pre_query_template(template, bos_token)',
-     "very function"),
+     "earns nothing"),
 ])
 def test_wrong_prefixes_fail(code, expected_words):
     found = False
@@ -148,25 +149,116 @@ def test_wrong_prefixes_fail(code, expected_words):
     assert found, result.message
 
 
-@pytest.mark.parametrize("body,expected_words", [
-    ("words = [t.split() for t in texts]", "upper and lower case"),
-    ("words = [t.lower().split(' ') for t in texts]", "any whitespace"),
-    ("words = [[w for t in texts for w in t.lower().split()]]", "across the end of one text"),
-])
-def test_wrong_distinct_n_fails_with_a_diagnosis(body, expected_words):
-    code = ("def distinct_n(texts, n):\n    " + body + "\n"
-            "    grams = [tuple(w[i:i + n]) for w in words for i in range(len(w) - n + 1)]\n"
-            "    return len(set(grams)) / len(grams) if grams else 0.0\n")
+# --- ex2: the nearest-neighbour filter ----------------------------------------------------
+
+def _brute_keep(x, t):
+    u = np.asarray(x, dtype=float)
+    u = u / np.linalg.norm(u, axis=1, keepdims=True)
+    return [all(1 - u[i] @ u[j] > t for j in range(i)) for i in range(len(u))]
+
+
+def test_distance_filter_keeps_the_first_of_each_group():
+    # a chain a ~ b ~ c with a and c apart: b and c both go (each has a near row before it)
+    a = np.array([1.0, 0.0, 0.0])
+    b = np.array([np.cos(0.3), np.sin(0.3), 0.0])        # distance 1 - cos(0.3) ~ 0.045 from a
+    c = np.array([np.cos(0.6), np.sin(0.6), 0.0])        # ~0.045 from b, ~0.175 from a
+    far = np.array([0.0, 0.0, 7.0])                      # any length: cosine only sees direction
+    mask = magpie.distance_filter(np.stack([a, b * 3, c, far]), 0.1)
+    assert mask.tolist() == [True, False, False, True]
+    assert magpie.distance_filter(np.stack([a, c]), 0.1).tolist() == [True, True]
+    assert magpie.distance_filter(np.zeros((0, 4)), 0.1).tolist() == []
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 30, 1500):   # 1500 crosses the block size
+        x = rng.normal(size=(n, 6))
+        x[n // 2:] = x[: n - n // 2] + rng.normal(size=(n - n // 2, 6)) * 0.05  # planted rewordings
+        assert magpie.distance_filter(x, 0.05).tolist() == _brute_keep(x, 0.05)
+    nn = magpie.min_neighbour_distance(np.stack([a, b, c, far]))
+    assert nn[0] == pytest.approx(1 - np.cos(0.3)) and nn[3] == pytest.approx(1.0)
+
+
+def test_distance_filter_rejects_bad_input_clearly():
+    with pytest.raises(ValueError, match="all zeros"):
+        magpie.distance_filter(np.array([[1.0, 0.0], [0.0, 0.0]]), 0.1)
+    with pytest.raises(ValueError, match="2-D"):
+        magpie.distance_filter(np.array([1.0, 2.0]), 0.1)
+    with pytest.raises(ValueError, match="number"):
+        magpie.distance_filter(np.eye(3), float("nan"))
+
+
+def test_distance_filter_on_real_rewordings():
+    """Real sentences: a rewording sits within the lab's threshold of its original, and
+    unrelated requests do not."""
+    texts = ["How do I bake sourdough bread at home?",
+             "What is the capital city of Australia?",
+             "How can I make sourdough bread in my own kitchen?",
+             "Write a short poem about the autumn rain.",
+             "Which city is the capital of Australia?",
+             "Explain how a bicycle gear works."]
+    mask = magpie.distance_filter(metrics.embed(texts), magpie.MIN_DISTANCE)
+    assert mask.tolist() == [True, True, False, True, False, True]
+
+
+def test_filter_reasons_can_run_the_embedding_filter():
+    records = [{"instruction": t, "finish_reason": "stop"} for t in (
+        "How do I bake sourdough bread at home?", "How can I make sourdough bread in my own kitchen?",
+        "What is the capital city of Australia?")]
+    assert magpie.filter_reasons(records) == [None, None, None]
+    reasons = magpie.filter_reasons(records, min_distance=magpie.MIN_DISTANCE)
+    assert reasons[0] is None and reasons[2] is None and reasons[1].startswith("semantic near-duplicate")
+
+
+_SLIPS = {
+    "kept only": ("    keep = []\n    for i in range(len(x)):\n"
+                  "        keep.append(all(1 - x[i] @ x[j] > min_distance for j in range(i) if keep[j]))\n"
+                  "    return keep", "KEPT so far"),
+    "raw dot": ("    x = np.asarray(embeddings, dtype=float)\n"
+                "    return [bool(np.all(1 - x[:i] @ x[i] > min_distance)) for i in range(len(x))]", "norm"),
+    "keeps last": ("    return [bool(np.all(1 - x[i + 1:] @ x[i] > min_distance)) for i in range(len(x))]",
+                   "LAST"),
+    "similarity": ("    return [bool(np.all(x[:i] @ x[i] < min_distance)) for i in range(len(x))]", "SIMILARITY"),
+    "ints": ("    return [1] * len(x)", "True/False"),
+}
+
+
+@pytest.mark.parametrize("slip", list(_SLIPS))
+def test_wrong_distance_filters_fail_with_a_diagnosis(slip):
+    body, expected = _SLIPS[slip]
+    code = ("import numpy as np\n"
+            "def distance_filter(embeddings, min_distance):\n"
+            "    x = np.asarray(embeddings, dtype=float)\n"
+            "    x = x / np.linalg.norm(x, axis=1, keepdims=True) if len(x) else x\n" + body + "\n")
+    messages = []
+    for _ in range(4):
+        ns: dict = {}
+        exec(code, ns)
+        result = lab03.ex2.grade(ns)
+        assert result.status == "fail", str(result)
+        messages.append(result.message)
+    assert any(expected in m for m in messages), messages
+
+
+def test_distance_filter_library_copy_mutation_and_missing_fail():
+    assert lab03.ex2.grade({"distance_filter": magpie.distance_filter}).status == "fail"
     ns: dict = {}
-    exec(code, ns)
+    exec("import numpy as np\n"
+         "def distance_filter(embeddings, min_distance):\n"
+         "    x = embeddings\n"
+         "    if len(x) == 0:\n        return []\n"
+         "    x /= np.linalg.norm(x, axis=1, keepdims=True)\n"
+         "    return [bool(np.all(1 - x[:i] @ x[i] > min_distance)) for i in range(len(x))]\n", ns)
     result = lab03.ex2.grade(ns)
-    assert result.status == "fail" and expected_words in result.message, str(result)
-
-
-def test_distinct_n_library_copy_and_wrong_types_fail():
-    assert lab03.ex2.grade({"distinct_n": metrics.distinct_n}).status == "fail"
-    assert lab03.ex2.grade({"distinct_n": lambda texts, n: "0.5"}).status == "fail"
+    assert result.status == "fail" and "changed the embeddings" in result.message, str(result)
     assert lab03.ex2.grade({}).status == "missing"
+
+
+def test_share_interval():
+    low, high = metrics.share_interval(0, 12)
+    assert low == 0.0 and 0.2 < high < 0.3           # 0 of 12 is not proof of 0%
+    low, high = metrics.share_interval(6, 12)
+    assert low < 0.5 < high and high - 0.5 == pytest.approx(0.5 - low)
+    assert metrics.share_interval(50, 100)[1] - metrics.share_interval(50, 100)[0] < high - low
+    with pytest.raises(ValueError):
+        metrics.share_interval(3, 2)
 
 
 def test_frequency_only_topic_words_fail():
@@ -188,7 +280,7 @@ def test_frequency_only_topic_words_fail():
 
 def test_blank_stubs_score_missing():
     ns: dict = {}
-    for name, sig in [("pre_query_prefix", "template, bos_token=''"), ("distinct_n", "texts, n"),
+    for name, sig in [("pre_query_prefix", "template, bos_token=''"), ("distance_filter", "embeddings, min_distance"),
                       ("topic_words", "texts, labels, k=3")]:
         exec(f"def {name}({sig}):\n    raise NotImplementedError('Write your code here')\n", ns)
     for ex in (lab03.ex1, lab03.ex2, lab03.ex3):
@@ -201,6 +293,8 @@ def test_prefix_keeps_smollm2s_default_system_turn(model):
     prefix = magpie.pre_query_template(model.chat_template, model.bos_token)
     assert prefix.startswith("<|im_start|>system\n") and prefix.endswith("<|im_start|>user\n")
     assert "SmolLM" in prefix
+    steered = magpie.pre_query_template(model.chat_template, model.bos_token, system="You teach maths.")
+    assert steered == "<|im_start|>system\nYou teach maths.<|im_end|>\n<|im_start|>user\n"
     ns = _solved(lab03.ex1)
     assert ns["pre_query_prefix"](model.chat_template, model.bos_token) == prefix
 

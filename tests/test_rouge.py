@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from rouge_score import rouge_scorer, tokenize
 
 from synthkit.data import plant_near_duplicates, seed_tasks, wiki_sentences
-from synthkit.self_instruct import (_f1, filter_instructions, instruction_ok, lcs_length,
-                                    rejection_reason, rouge_l, rouge_l_filter, rouge_tokenize)
+from synthkit.self_instruct import (ALPACA_BLACKLIST, BLACKLIST, _f1, filter_instructions,
+                                    instruction_ok, lcs_length, rejection_reason, rouge_l,
+                                    rouge_l_filter, rouge_tokenize)
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
@@ -139,6 +140,9 @@ def test_rouge_l_property(a, b):
 def test_instruction_rules():
     assert instruction_ok("Name three rivers in Africa.")
     assert "too short" in rejection_reason("Name rivers")
+    # the reference code drops 3 words or fewer: 4 is the shortest instruction kept
+    assert "too short" in rejection_reason("Name three rivers.")
+    assert instruction_ok("Name three African rivers.")
     assert "too long" in rejection_reason("word " * 151)
     assert instruction_ok(" ".join(["word"] * 150))
     assert "needs more than text" in rejection_reason("Draw a cat wearing a hat.")
@@ -148,6 +152,19 @@ def test_instruction_rules():
     assert instruction_ok("Describe the profile of a good teacher.")       # 'file' inside a word
     assert rejection_reason("- List three colours of the rainbow.") == "starts with punctuation"
     assert rejection_reason("Écris trois mots en français.") == "starts with a non-ASCII character"
+    # "Write a program" at the start, in any case (the paper capitalised instructions first)
+    assert "Write a program" in rejection_reason("Write a program that adds two numbers.")
+    assert "Write a program" in rejection_reason("write a PROGRAM that adds two numbers.")
+    assert instruction_ok("Explain how to write a program that adds numbers.")
+
+
+def test_blacklists_are_the_papers_and_alpacas():
+    assert len(BLACKLIST) == 13 and "go to" in BLACKLIST and "video" not in BLACKLIST
+    assert ALPACA_BLACKLIST == BLACKLIST + ("video", "audio", "music", "flowchart", "diagram")
+    text = "Compose some music for a birthday party."
+    assert instruction_ok(text, BLACKLIST)                      # the paper's rules keep it
+    assert "needs more than text" in rejection_reason(text)   # the default (Alpaca's) list drops it
+    assert instruction_ok("Draw a cat wearing a hat.", ())     # an empty blacklist forbids nothing
 
 
 def test_filter_instructions_keeps_order_and_reasons():

@@ -103,13 +103,17 @@ def _check_build_prompt(c) -> str:
 
 ex1 = CodingExercise(
     "ex1", LAB, names="build_prompt", checker=_check_build_prompt, points=1,
+    refuses=("synthkit.self_instruct.build_prompt",),
     title="Build the prompt that asks for a new task",
     hints=[
-        "Start a list of lines with a one-line header, then a blank line; add one line "
-        "f\"Task {i}: {instruction}\" per example, counting from 1 (`enumerate(examples, 1)`), and a "
-        "last line f\"Task {len(examples) + 1}:\". Join the lines with \"\\n\".",
-        "Each example is a dict: use only example[\"instruction\"]. The prompt must end exactly "
-        "with the colon of the open slot: no trailing space or newline.",
+        "The teacher is not a chat model here: it continues a document. Ask yourself what the very "
+        "last characters of that document must be so that its most likely continuation is one new "
+        "task, and build the prompt backwards from there.",
+        "Collect lines in a list: a header that says what the list is, a blank line, one line per "
+        "example made from example[\"instruction\"] only (`enumerate(examples, 1)` numbers from 1), "
+        "and the open slot for the next number.",
+        "Join the lines with \"\\n\". The last line is f\"Task {len(examples) + 1}:\" with nothing after "
+        "the colon: no space and no trailing newline.",
     ],
     solution='''
         def build_prompt(examples):
@@ -125,11 +129,12 @@ ex1 = CodingExercise(
 
 
 # --- exercise 2: keep_instruction ------------------------------------------------------
-def reference_keep(text: str, blacklist=None, min_words: int = 3, max_words: int = 150) -> bool:
+def reference_keep(text: str, blacklist=None, min_words: int = 4, max_words: int = 150) -> bool:
     """The paper's instruction rules with a configurable blacklist and word limits.
 
-    With the defaults it decides exactly as `self_instruct.instruction_ok` (the tests
-    check that); the checks use it to vary the blacklist and the limits.
+    With the defaults (the paper's 13-word blacklist, 4 to 150 words) it decides exactly as
+    `self_instruct.instruction_ok(text, BLACKLIST)` (the tests check that); the checks use
+    it to vary the blacklist and the limits.
     """
     from ..self_instruct import BLACKLIST
     blacklist = BLACKLIST if blacklist is None else blacklist
@@ -139,6 +144,8 @@ def reference_keep(text: str, blacklist=None, min_words: int = 3, max_words: int
         return False
     if blacklist and re.search(r"\b(" + "|".join(re.escape(w) for w in blacklist) + r")\b",
                                text, re.IGNORECASE):
+        return False
+    if text.lower().startswith("write a program"):
         return False
     if text[0] in string.punctuation or not text[0].isascii():
         return False
@@ -154,7 +161,7 @@ def _case(word: str, rng) -> str:
 
 def _keep_cases(rng) -> list[tuple[str, dict, str]]:
     """(text, keyword arguments, what the case probes), fresh each time."""
-    from ..self_instruct import BLACKLIST
+    from ..self_instruct import ALPACA_EXTRA, BLACKLIST
     cases = []
 
     def good(low=4, high=14):  # starts with a verb, so only what a case adds can break a rule
@@ -164,13 +171,26 @@ def _keep_cases(rng) -> list[tuple[str, dict, str]]:
     for _ in range(4):
         cases.append((rng.choice(("", " ", "  \n")) + good() + rng.choice(("", " ", "\n")), {}, "an ordinary task"))
     # word counts at and around the limits, with the default and with other limits
-    for n, kw in ((2, {}), (3, {}), (150, {}), (151, {}), (rng.randint(0, 1), {})):
+    for n, kw in ((3, {}), (4, {}), (rng.randint(5, 9), {}), (150, {}), (151, {}), (rng.randint(1, 2), {})):
         cases.append((" ".join(_words(rng, n, n, _NOUNS + _VERBS)).capitalize() or "   ", kw, "the word count"))
     lo, hi = rng.randint(4, 8), rng.randint(10, 20)
     for n in (lo - 1, lo, hi, hi + 1):
         cases.append((" ".join(_words(rng, n, n, _NOUNS + _VERBS)).capitalize(),
                       {"min_words": lo, "max_words": hi}, "the word count (with other limits)"))
     cases.append(("Write   a\tshort\n\npoem", {}, "the word count (words split on any whitespace)"))
+    cases.append(("Write\ta short", {}, "the word count (words split on any whitespace)"))
+    # "Write a program" at the start, in any case (the paper capitalised every instruction first)
+    for opening in ("Write a program", "write a program", "WRITE A PROGRAM", "Write a Program"):
+        cases.append((f"{opening} that {rng.choice(_VERBS)}s a {rng.choice(_NOUNS)} for me.", {},
+                      "the 'Write a program' rule"))
+    for text in (f"Please write a program that sorts a {rng.choice(_NOUNS)} list.",
+                 f"Explain how to write a program for a {rng.choice(_NOUNS)}.",
+                 f"Write a poem about a {rng.choice(_NOUNS)} and a program."):
+        cases.append((text, {}, "the 'Write a program' rule (only at the start)"))
+    # Alpaca's five extra words are not on the paper's list
+    for word in rng.sample(ALPACA_EXTRA, 2):
+        cases.append((f"Describe a {word} you would make for a {rng.choice(_NOUNS)}.", {},
+                      "the blacklist (a word only Alpaca added)"))
     # the default blacklist: whole words in any case, with punctuation around them
     for word in rng.sample(BLACKLIST, 4):
         w = _case(word, rng)
@@ -203,6 +223,10 @@ def _keep_cases(rng) -> list[tuple[str, dict, str]]:
 
 _ADVICE = {
     "an ordinary task": "It breaks none of the rules.",
+    "the 'Write a program' rule": "An instruction that starts with 'Write a program', in any case, is dropped; "
+                                  "the same words later in the text are fine.",
+    "the blacklist (a word only Alpaca added)": "The default blacklist is the paper's 13 words; video, audio, "
+                                                "music, flowchart and diagram are Alpaca's later additions.",
     "the word count": "Strip the text, count words with text.split(), and keep min_words <= count <= max_words.",
     "the blacklist": "A blacklisted word counts as a whole word in any case, even with punctuation "
                      "next to it; inside a longer word it does not count.",
@@ -234,11 +258,15 @@ def _check_keep_instruction(c) -> str:
 
 ex2 = CodingExercise(
     "ex2", LAB, names="keep_instruction", checker=_check_keep_instruction, points=2,
+    refuses=("synthkit.self_instruct.instruction_ok", "synthkit.self_instruct.rejection_reason"),
     title="The paper's rules for a usable instruction",
     hints=[
-        "Work in order: strip, count words with split(), then the blacklist, then the first character. "
-        "`string.punctuation` holds the ASCII punctuation and `str.isascii()` tells ASCII apart.",
-        "For whole words in any case, one regular expression does it: "
+        "Treat each rule as its own early `return False`, checked one after another on the stripped "
+        "text; if none fires, return True. Which rule must come before you may look at text[0]?",
+        "Words: len(text.split()), kept when min_words <= count <= max_words. 'Write a program': compare "
+        "text.lower() with str.startswith. First character: `string.punctuation` holds the ASCII "
+        "punctuation and `str.isascii()` tells ASCII apart.",
+        "For whole words or phrases in any case, one regular expression does it: "
         "re.search(r\"\\b(\" + \"|\".join(re.escape(w) for w in blacklist) + r\")\\b\", text, re.IGNORECASE). "
         "Guard against an empty blacklist, which would make that pattern match everything.",
     ],
@@ -246,7 +274,7 @@ ex2 = CodingExercise(
         import re
         import string
 
-        def keep_instruction(text, blacklist=BLACKLIST, min_words=3, max_words=150):
+        def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
             """Whether `text` passes Self-Instruct's rules for a new instruction."""
             text = text.strip()
             if not min_words <= len(text.split()) <= max_words:
@@ -255,6 +283,8 @@ ex2 = CodingExercise(
                 pattern = r"\\b(" + "|".join(re.escape(w) for w in blacklist) + r")\\b"
                 if re.search(pattern, text, re.IGNORECASE):
                     return False
+            if text.lower().startswith("write a program"):
+                return False
             first = text[0]
             return first not in string.punctuation and first.isascii()
     ''',
@@ -331,8 +361,14 @@ def _check_rouge(c) -> str:
 
 ex3 = CodingExercise(
     "ex3", LAB, names=("lcs_length", "rouge_l_f1"), checker=_check_rouge, points=3, time_limit=10.0,
+    refuses=("synthkit.self_instruct.lcs_length", "synthkit.self_instruct._lcs_with_masks",
+             "synthkit.self_instruct.rouge_l", "synthkit.self_instruct.rouge_l_tokens",
+             "synthkit.self_instruct._f1"),
     title="ROUGE-L from scratch: the longest common subsequence and its F1",
     hints=[
+        "Picture a table whose cell (i, j) holds the LCS length of the first i items of a and the "
+        "first j items of b. Row 0 and column 0 are 0. What can cell (i, j) be when a[i-1] == b[j-1], "
+        "and what when they differ? Then ROUGE-L is a precision, a recall and their harmonic mean.",
         "Dynamic programming: a table T of (len(a)+1) x (len(b)+1) zeros, where T[i][j] is the LCS "
         "of a[:i] and b[:j]. If a[i-1] == b[j-1], T[i][j] = T[i-1][j-1] + 1, else the larger of "
         "T[i-1][j] and T[i][j-1]. The answer is T[len(a)][len(b)]. Keeping only the previous row "
@@ -416,8 +452,11 @@ def _check_distinct_n(c) -> str:
 
 ex4 = CodingExercise(
     "ex4", LAB, names="distinct_n", checker=_check_distinct_n, points=2,
+    refuses=("synthkit.metrics.distinct_n",),
     title="A diversity measure: distinct-n",
     hints=[
+        "distinct-n is one ratio: (different n-grams) / (all n-grams). Decide first what one n-gram is "
+        "(which words, which case) and where an n-gram may not reach (across two texts).",
         "For each text: words = text.lower().split(); its n-grams are tuple(words[i:i + n]) for i in "
         "range(len(words) - n + 1). Put the n-grams of all texts in one list.",
         "Return len(set(grams)) / len(grams), and 0.0 when the list is empty (no text has n words).",
@@ -472,62 +511,63 @@ essay1 = EssayExercise(
 
 # --- the concept check -----------------------------------------------------------------
 quiz = Quiz(LAB, [
-    Question("Self-Instruct makes instruction-tuning data without a person writing an example for "
-             "each task. How does it work, at heart?",
-             ["People write one answer per task and a model paraphrases each answer many times",
-              "A model is shown a few tasks from a growing pool (human seeds plus its own earlier tasks) "
-              "and writes new ones; cheap filters drop broken and near-duplicate tasks, the rest join the "
-              "pool, and the model then answers them",
-              "A reward model trained on human ratings invents tasks that the policy model finds hard",
-              "The seed tasks are used to fine-tune the model first, and the fine-tuned model then "
-              "writes the data set in one go"],
-             answer=1,
-             why="The loop bootstraps: a model's own filtered tasks feed back into the prompts that "
-                 "make the next ones, and answers are generated at the end."),
-    Question("Why does a new instruction enter the pool only if its ROUGE-L F1 with every task already "
-             "in the pool is at most 0.7?",
-             ["ROUGE-L measures whether the instruction is correct",
-              "Longer instructions always have a higher ROUGE-L, so this limits length",
-              "It removes instructions in languages other than English",
-              "To stop the pool filling up with rewordings of tasks it already has"],
-             answer=3,
-             why="ROUGE-L rewards shared words in the same order: a high score means a near-copy, "
-                 "which adds size to the data set but no variety."),
+    Question("Four candidates come out of one round. Under the rules of Self-Instruct's reference code "
+             "(before the ROUGE-L filter), which one is kept?",
+             ["Summarise this paragraph.",
+              "Write a program that sorts three numbers.",
+              "List three rivers that cross more than one country.",
+              "Plot the monthly rainfall of Lisbon and Porto as two bars."],
+             answer=2,
+             why="The code drops anything of 3 words or fewer (the summary request has exactly 3), anything "
+                 "that starts with 'Write a program', and anything that names one of its 13 blacklisted "
+                 "words ('plot' is one). The rivers task breaks no rule."),
+    Question("A candidate 'write a poem about the sea' (6 tokens) meets the pool task 'write a short poem "
+             "about a calm sea' (8 tokens). Their longest common subsequence has 5 tokens. What does the "
+             "novelty filter do?",
+             ["Rejects it: F1 = 2·5/(6+8) ≈ 0.71, just over the 0.7 limit",
+              "Keeps it: recall is 5/8 ≈ 0.63, which is under the 0.7 limit",
+              "Keeps it: 5 shared tokens out of 14 in all is only about 0.36",
+              "Rejects it: precision is 5/6 ≈ 0.83, which is over the 0.7 limit"],
+             answer=0,
+             why="ROUGE-L F1 is the harmonic mean of P = 5/6 and R = 5/8, which is 2·LCS/(len a + len b) "
+                 "= 10/14 ≈ 0.714 > 0.7. Precision or recall alone is not the score."),
     Question("Each generation prompt shows 6 human-written tasks and 2 the model wrote earlier. What "
              "are the 2 machine tasks for?",
-             ["They let the pool drift beyond the seeds' topics and wording, while the 6 human tasks keep "
-              "the style anchored",
-              "They make the prompt shorter",
-              "They are there to be copied, so near-duplicates are easier to spot",
-              "The paper used them to measure the teacher's accuracy"],
+             ["They let new topics and wordings into the prompts; the human majority anchors the style",
+              "They show the model its own earlier mistakes, so it learns to avoid them next round",
+              "They give ROUGE-L a target: new candidates are compared with the machine tasks only",
+              "They keep prompts short, because machine-written tasks are briefer than the human seed tasks"],
              answer=0,
              why="Without machine examples every prompt looks like the seeds; with only machine examples "
-                 "errors and quirks would compound round after round."),
-    Question("In this lab, 11 arithmetic seeds produced a very different set of instructions from the "
-             "56 varied ones, with the same teacher, filters and budget. What does that show?",
-             ["The novelty filter failed on the narrow seeds",
-              "Arithmetic is too hard for a small teacher",
-              "The seeds set the range of what gets generated: filters can remove, but cannot add what "
-              "the prompts never suggest",
-              "Diversity depends only on the sampling temperature"],
-             answer=2,
-             why="The generator imitates what it is shown, so a narrow seed set gives narrow synthetic "
-                 "data however long the loop runs."),
-    Question("Alpaca fine-tuned LLaMA-7B on about 52,000 Self-Instruct examples written by "
-             "text-davinci-003, for roughly $600 of API calls. Which limitation does the recipe NOT fix?",
-             ["It needs tens of thousands of paid human annotators",
-              "The student learns the teacher's mistakes, blind spots and style along with its skills",
-              "It only works for models with more than 100 billion parameters",
-              "It cannot produce more instructions than there are seeds"],
+                 "errors and quirks would compound round after round. The ROUGE-L filter compares with "
+                 "the whole pool, and no weights change during the loop."),
+    Question("In part 9 the narrow-seed run wrote almost nothing but number problems, yet its self-ROUGE "
+             "(mean pairwise ROUGE-L) was about the same as the broad run's. Why?",
+             ["rouge-score's tokenizer drops digits, and the narrow tasks differ mostly in numbers",
+              "Both pools passed a ROUGE-L ≤ 0.7 filter, so a score built on ROUGE-L sees both as varied",
+              "Self-ROUGE rises with the number of texts, and the narrow run was cut to fewer of them",
+              "Number problems are longer, and ROUGE-L between long texts is always close to zero"],
+             answer=1,
+             why="The filter already pushed every pair under 0.7 in both pools, so a measure built on the "
+                 "same ROUGE-L cannot tell them apart; embeddings and the share with a digit can. (The "
+                 "tokenizer keeps digits, and both sets were cut to the same size.)"),
+    Question("Alpaca had text-davinci-003 write 52,000 Self-Instruct-style examples (under $500 of API "
+             "calls) and fine-tuned LLaMA-7B on them (under $100 of compute). Which weakness does this "
+             "recipe keep?",
+             ["Every answer still needs a paid annotator to check it before training",
+              "The student picks up the teacher's errors, blind spots and style",
+              "It only works when the student has at least as many parameters as the teacher",
+              "The pool cannot grow beyond the 175 human seed tasks it started from"],
              answer=1,
              why="Everything the student sees was written by the teacher: its hallucinations and its "
-                 "voice are in the data too."),
-    Question("Why did Self-Instruct throw away instructions that mention words like 'image', 'draw', "
-             "'file' or 'video'?",
-             ["Those topics were judged unsafe",
-              "Those words are rare in English",
-              "They break the ROUGE-L tokenizer",
-              "A text-only model cannot really do such tasks, so its answers would be made up"],
-             answer=3,
+                 "voice are in the data too. No human checked the 52K answers, a 7B student learned "
+                 "from a far larger teacher, and the pool grew far past its seeds."),
+    Question("Self-Instruct's code drops instructions that name 'image', 'file', 'draw' or 'go to' (and "
+             "Alpaca added 'video', 'audio', 'music', 'flowchart' and 'diagram'). Why?",
+             ["A text-only model cannot really do such tasks, so it would only pretend",
+              "Tasks about media files tended to be near-duplicates of one another",
+              "Answers to such tasks ran past the token limit and were cut off mid-way",
+              "Requests that mention files, maps or places raise privacy concerns for users"],
+             answer=0,
              why="Training a student on pretend answers to tasks it cannot perform teaches it to pretend."),
 ])

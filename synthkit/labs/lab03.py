@@ -13,6 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..grading.checks import first_difference as _first_difference
 from ..grading.exercises import CodingExercise, EssayExercise, show_input
 from ..grading.quiz import Question, Quiz
 from ..metrics import TOPIC_STOP_WORDS
@@ -20,34 +21,6 @@ from ..metrics import TOPIC_STOP_WORDS
 LAB = "03"
 TITLE = "Magpie: instructions from an empty prompt"
 NOTEBOOK = "03_magpie.ipynb"
-
-
-def _names_used(fn) -> set[str]:
-    """Every global, attribute and imported name a function's code (and the code nested in
-    it) refers to."""
-    names: set[str] = set()
-    code = getattr(fn, "__code__", None)
-    stack = [code] if code is not None else []
-    while stack:
-        c = stack.pop()
-        names.update(c.co_names)
-        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
-    return names
-
-
-def _refuse_library_copy(c, fn, library_fn, name: str, label: str) -> None:
-    """Fail when the student's function is, or calls, the library function it rebuilds."""
-    if fn is library_fn or getattr(fn, "__wrapped__", None) is library_fn or name in _names_used(fn):
-        c.fail(f"{label} uses synthkit's own `{name}`, the very function this exercise asks you to "
-               f"write. Write the steps yourself (the library's version is there for the rest of the "
-               f"lab, and for checking your understanding afterwards).")
-
-
-def _first_difference(a: str, b: str) -> int:
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return i
-    return min(len(a), len(b))
 
 
 # --- exercise 1: the pre-query prefix of any chat template ----------------------------
@@ -153,9 +126,7 @@ def _reference_prefix(template: str, bos_token: str) -> str:
 
 
 def _check_pre_query_prefix(c) -> str:
-    from .. import magpie
     fn = c.get("pre_query_prefix", callable_=True)
-    _refuse_library_copy(c, fn, magpie.pre_query_template, "pre_query_template", "pre_query_prefix")
     smol_template, smol_bos = _smollm2_template()
     cases = [(smol_template, smol_bos, True, "SmolLM2's own template")]
     families = list(_FAMILIES) + [c.rng.choice(_FAMILIES) for _ in range(3)]
@@ -190,11 +161,15 @@ def _check_pre_query_prefix(c) -> str:
 
 ex1 = CodingExercise(
     "ex1", LAB, names="pre_query_prefix", checker=_check_pre_query_prefix, points=2,
+    refuses=("synthkit.magpie.pre_query_template",),
     title="Derive the Magpie prefix of any chat template",
     hints=[
-        "Don't look for role markers in the template text: let the template render a conversation "
-        "for you. `from synthkit.models.chat import render_chat`; "
-        "`render_chat(template, messages, bos_token=bos_token, add_generation_prompt=False)`.",
+        "Every template spells its roles differently, so searching its text for markers is a losing "
+        "game. Let the template do the work: render a conversation whose user words you would "
+        "recognise afterwards, and think about where they land in the output.",
+        "`from synthkit.models.chat import render_chat`; "
+        "`render_chat(template, messages, bos_token=bos_token, add_generation_prompt=False)` renders "
+        "a list of {\"role\": ..., \"content\": ...} dicts exactly as the model saw its training chats.",
         "Render ONE user message whose content is a marker string that cannot appear anywhere else "
         "(say \"<<<USER-WORDS-HERE>>>\"), find where the marker starts, and return everything "
         "before it. That keeps any BOS token or default system turn the template adds by itself.",
@@ -212,99 +187,162 @@ ex1 = CodingExercise(
 )
 
 
-# --- exercise 2: distinct-n ------------------------------------------------------------
-def _reference_distinct_n(texts, n, *, lower=True, split=None, across=False, per_text=False):
-    def grams(words):
-        return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-
-    tokenised = [(t.lower() if lower else t).split(split) for t in texts]
-    if per_text:
-        values = [len(set(g)) / len(g) for g in map(grams, tokenised) if g]
-        return sum(values) / len(values) if values else 0.0
-    if across:
-        all_grams = grams([w for words in tokenised for w in words])
-    else:
-        all_grams = [g for words in tokenised for g in grams(words)]
-    return len(set(all_grams)) / len(all_grams) if all_grams else 0.0
-
-
-_VOCAB = ("the", "cat", "sat", "on", "mat", "a", "dog", "ran", "to", "park", "why", "is", "sky",
-          "blue", "write", "poem", "about", "sea", "how", "do", "i", "bake", "bread", "can", "you")
-
-
-def _random_texts(rng, count: int) -> list[str]:
-    vocab = list(_VOCAB[:rng.randint(5, len(_VOCAB))])
-    texts = []
-    for _ in range(count):
-        words = [rng.choice(vocab) for _ in range(rng.randint(0, 9))]
-        words = [w.upper() if rng.random() < 0.15 else w.capitalize() if rng.random() < 0.15 else w
-                 for w in words]
-        seps = [rng.choice((" ", " ", " ", "  ", "\t", "\n")) for _ in words]
-        text = "".join(w + s for w, s in zip(words, seps))
-        texts.append(rng.choice(("", " ")) + text)
-    return texts
+# --- exercise 2: the paper's nearest-neighbour filter -----------------------------------
+def _reference_keep(x: np.ndarray, min_distance: float, *, against="earlier", normalise=True,
+                    similarity=False) -> list[bool]:
+    """The keep-mask, and the likely slips (for naming them): comparing only with rows
+    kept so far, with later rows, or with every row; raw dot products; similarity for distance."""
+    x = np.asarray(x, dtype=np.float64)
+    if normalise:
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    score = x @ x.T if similarity else 1.0 - x @ x.T
+    near = score >= min_distance if similarity else score <= min_distance
+    keep: list[bool] = []
+    for i in range(len(x)):
+        if against == "earlier":
+            others = range(i)
+        elif against == "kept":
+            others = [j for j in range(i) if keep[j]]
+        elif against == "later":
+            others = range(i + 1, len(x))
+        else:  # "all", the row itself included
+            others = range(len(x))
+        keep.append(not any(near[i, j] for j in others))
+    return keep
 
 
-def _check_distinct_n(c) -> str:
-    from .. import metrics
-    fn = c.get("distinct_n", callable_=True)
-    _refuse_library_copy(c, fn, metrics.distinct_n, "distinct_n", "distinct_n")
-    unique = [f"w{i}" for i in range(12)]
-    c.rng.shuffle(unique)
-    fixed = [
-        ([" ".join(unique[:6]), " ".join(unique[6:])], 2, "every bigram in it is different"),
-        (["Red fish blue fish"] * 3, 1, "the same text three times"),
-        ([], 2, "no texts at all"),
-        (["one two", "three"], 3, "no text has 3 words"),
-        (["a b", "a b"], 2, "two copies of a two-word text"),
-        (["The Cat", "the cat", "THE CAT"], 2, "one bigram written in three cases"),
-        (["sun  moon\tstar\nsun moon  star"], 2, "a text with tabs, newlines and double spaces"),
-    ]
-    cases = fixed + [(_random_texts(c.rng, c.rng.randint(2, 8)), c.rng.randint(1, 4), "random texts")
-                     for _ in range(12)]
-    for texts, n, what in cases:
-        label = f"distinct_n({show_input(texts, 90)}, {n})"
-        got = c.call(fn, list(texts), n, label=label)
-        if isinstance(got, (bool, np.bool_)) or not isinstance(got, (int, float, np.integer, np.floating)):
-            c.expect_type(got, float, label)
-        got = float(got)
-        expected = _reference_distinct_n(texts, n)
-        if math.isfinite(got) and abs(got - expected) <= 1e-9:
+def _rotate_towards(rng, base: np.ndarray, distance: float) -> np.ndarray:
+    """A unit vector at exactly cosine distance `distance` from the unit vector `base`."""
+    other = np.array([rng.gauss(0, 1) for _ in range(len(base))])
+    other -= (other @ base) * base
+    other /= np.linalg.norm(other)
+    cos = 1.0 - distance
+    return cos * base + math.sqrt(max(0.0, 1 - cos * cos)) * other
+
+
+def _random_embeddings(rng, n: int, dim: int, min_distance: float, *, chain: bool) -> np.ndarray:
+    """n rows in `dim` dimensions: random directions, some rewordings of earlier rows (within
+    the threshold), optionally a chain a ~ b ~ c with a and c apart, all at random lengths,
+    and no distance within 1e-5 of the threshold (so the edge never hangs on rounding)."""
+    while True:
+        rows: list[np.ndarray] = []
+        while len(rows) < n:
+            unit = None
+            if rows and rng.random() < 0.35:
+                base = rows[rng.randrange(len(rows))]
+                base = base / np.linalg.norm(base)
+                unit = _rotate_towards(rng, base, rng.uniform(0.0, 0.9) * min_distance)
+            elif chain and len(rows) >= 1 and len(rows) <= n - 2 and rng.random() < 0.3:
+                a = rows[rng.randrange(len(rows))]
+                a = a / np.linalg.norm(a)
+                b = _rotate_towards(rng, a, 0.8 * min_distance)
+                rows.append(b * rng.uniform(0.2, 5.0))
+                c = b * 1.0
+                for _ in range(50):  # near b, far from a
+                    c = _rotate_towards(rng, b, 0.8 * min_distance)
+                    if 1.0 - c @ a > 1.2 * min_distance:
+                        break
+                unit = c
+            else:
+                unit = np.array([rng.gauss(0, 1) for _ in range(dim)])
+                unit /= np.linalg.norm(unit)
+            rows.append(unit * rng.uniform(0.2, 5.0))
+        x = np.array(rows[:n])
+        u = x / np.linalg.norm(x, axis=1, keepdims=True)
+        d = 1.0 - u @ u.T
+        if n < 2 or np.min(np.abs(d[np.triu_indices(n, 1)] - min_distance)) > 1e-5:
+            return x
+
+
+def _as_mask(got, n: int):
+    """The student's answer as a list of n bools, or None when it is not one."""
+    if isinstance(got, np.ndarray):
+        if got.dtype != bool or got.ndim != 1:
+            return None
+        got = got.tolist()
+    if not isinstance(got, (list, tuple)) or len(got) != n:
+        return None
+    if not all(isinstance(v, (bool, np.bool_)) for v in got):
+        return None
+    return [bool(v) for v in got]
+
+
+def _check_distance_filter(c) -> str:
+    fn = c.get("distance_filter", callable_=True)
+    cases = [(np.zeros((0, 5)), 0.1, "no rows at all"), (np.array([[3.0, 4.0]]), 0.1, "a single row")]
+    for _ in range(14):
+        t = round(c.rng.uniform(0.03, 0.4), 3)
+        n, dim = c.rng.randint(2, 30), c.rng.randint(3, 24)
+        cases.append((_random_embeddings(c.rng, n, dim, t, chain=c.rng.random() < 0.6), t, "random rows"))
+    t = round(c.rng.uniform(0.05, 0.2), 3)
+    cases.append((_random_embeddings(c.rng, 300, 384, t, chain=True), t, "300 rows of 384 numbers"))
+    for number, (x, t, what) in enumerate(cases, 1):
+        given = x.astype(np.float32) if number % 3 == 0 else (x.tolist() if number % 4 == 0 else x.copy())
+        before = np.array(given, dtype=np.float64)
+        label = (f"distance_filter(<{len(x)} x {x.shape[1]} {type(given).__name__}"
+                 f"{' of float32' if isinstance(given, np.ndarray) and given.dtype == np.float32 else ''}>, "
+                 f"min_distance={t}) ({what}, case {number})")
+        got = c.call(fn, given, t, label=label)
+        mask = _as_mask(got, len(x))
+        if mask is None:
+            c.fail(f"{label} returned {show_input(got, 60)}; return one True/False per row "
+                   f"({len(x)} of them), as a list or a 1-D NumPy array of bools.")
+        if not np.array_equal(np.array(given, dtype=np.float64), before):
+            c.fail(f"{label} changed the embeddings it was given; normalise a copy instead.")
+        want = _reference_keep(x, t)
+        if mask == want:
             continue
-        if not math.isfinite(got) or not 0.0 <= got <= 1.0:
-            c.fail(f"{label} returned {got!r}; a share of unique n-grams lies between 0 and 1.")
-        diagnoses = [
-            (dict(lower=False), "Your result changes with upper and lower case: 'The' and 'the' should count as one word."),
-            (dict(split=" "), "Split on any whitespace (text.split() with no argument), not on single spaces."),
-            (dict(across=True), "Your n-grams run across the end of one text into the next: take n-grams inside each text only."),
-            (dict(per_text=True), "You seem to average a score per text; pool the n-grams of all texts first, then divide unique by total."),
+        slips = [
+            (dict(against="kept"), "You compare each row only with the rows KEPT so far. The paper's rule "
+             "drops a row that has a near neighbour anywhere before it, kept or not: in a chain a ~ b ~ c, "
+             "c goes too."),
+            (dict(against="later"), "You keep the LAST of each group: compare each row with the rows "
+             "before it, so the first one stays."),
+            (dict(against="all"), "Each row is compared with itself too (distance 0), so everything goes: "
+             "compare only with earlier rows."),
+            (dict(normalise=False), "Your distances use raw dot products. Rows come at any length: divide "
+             "each by its norm first, so 1 - a·b is the cosine distance."),
+            (dict(similarity=True), "It looks as if you compared cosine SIMILARITY with min_distance; the "
+             "threshold is on the distance, 1 - cos."),
         ]
-        advice = next((msg for kw, msg in diagnoses
-                       if abs(got - _reference_distinct_n(texts, n, **kw)) <= 1e-9), None)
+        advice = next((msg for kw, msg in slips if mask == _reference_keep(x, t, **kw)), None)
+        wrong = [i for i, (a, b) in enumerate(zip(mask, want)) if a != b]
+        i = wrong[0]
+        u = np.asarray(x, dtype=np.float64)
+        u = u / np.linalg.norm(u, axis=1, keepdims=True)
+        nearest = (f"its smallest cosine distance to an earlier row is {np.min(1 - u[:i] @ u[i]):.4f}"
+                   if i else "it is the first row")
         if advice is None:
-            advice = ("Count every n-gram of every text (lowercased words), then divide the number of "
-                      "different ones by the total. With no n-gram at all, return 0.0.")
-        c.fail(f"{label} ({what}) returned {got:.6g}, which is not the share of unique {n}-grams. {advice}")
-    return f"{len(cases)} inputs, {len(cases) - len(fixed)} of them random: every value is right."
+            advice = ("Row i stays exactly when 1 - cos(row i, row j) > min_distance for every j < i.")
+        c.fail(f"{label}: row {i} should be {'kept' if want[i] else 'dropped'} ({nearest}, and "
+               f"min_distance is {t}), but your mask says {mask[i]}. {advice}")
+    return (f"{len(cases)} embedding matrices, made just now with planted rewordings and chains, "
+            f"lists and float32 arrays, up to 300 x 384: every keep-mask is right.")
 
 
 ex2 = CodingExercise(
-    "ex2", LAB, names="distinct_n", checker=_check_distinct_n, points=2,
-    title="distinct-n: the share of n-grams that are unique",
+    "ex2", LAB, names="distance_filter", checker=_check_distance_filter, points=2, time_limit=10.0,
+    refuses=("synthkit.magpie.distance_filter",),
+    title="Magpie's nearest-neighbour filter: drop the same request in other words",
     hints=[
-        "For each text: words = text.lower().split(); its n-grams are tuple(words[i:i + n]) for "
-        "i in range(len(words) - n + 1). Put the n-grams of ALL texts in one list.",
-        "distinct-n = len(set(all_ngrams)) / len(all_ngrams), and 0.0 when the list is empty "
-        "(no texts, or every text shorter than n words).",
+        "Two steps: turn the rows into directions (unit vectors), then decide each row by looking only "
+        "at the rows BEFORE it. What single number says how far apart two directions are?",
+        "Normalise: x = np.asarray(embeddings, dtype=float); x = x / np.linalg.norm(x, axis=1, "
+        "keepdims=True). Then x @ x.T holds every cosine similarity, and 1 - that is the distance matrix.",
+        "Row i is kept when np.all(distance[i, :i] > min_distance) (True for row 0, which has nothing "
+        "before it). Compare with all earlier rows, not just the kept ones, and return one bool per row.",
     ],
     solution='''
-        def distinct_n(texts, n):
-            """Unique n-grams over all n-grams, pooled across texts (lowercased words)."""
-            grams = []
-            for text in texts:
-                words = text.lower().split()
-                grams += [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-            return len(set(grams)) / len(grams) if grams else 0.0
+        import numpy as np
+
+        def distance_filter(embeddings, min_distance):
+            """True for each row farther than min_distance (cosine) from every earlier row."""
+            x = np.asarray(embeddings, dtype=float)
+            if len(x) == 0:
+                return np.zeros(0, dtype=bool)
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+            distance = 1.0 - x @ x.T
+            return np.array([bool(np.all(distance[i, :i] > min_distance)) for i in range(len(x))])
     ''',
 )
 
@@ -373,9 +411,7 @@ def _describe(word, counts) -> str:
 
 
 def _check_topic_words(c) -> str:
-    from .. import metrics
     fn = c.get("topic_words", callable_=True)
-    _refuse_library_copy(c, fn, metrics.topic_words, "topic_words", "topic_words")
     rounds = 8
     for r in range(rounds):
         texts, labels = _random_clusters(c.rng)
@@ -427,8 +463,12 @@ def _check_topic_words(c) -> str:
 
 ex3 = CodingExercise(
     "ex3", LAB, names="topic_words", checker=_check_topic_words, points=2,
+    refuses=("synthkit.metrics.topic_words",),
     title="Name each topic cluster by its most distinctive words",
     hints=[
+        "A word names a cluster when many of the cluster's texts use it and few of the other texts "
+        "do. So compare two shares per word, inside and outside the cluster, counting texts rather "
+        "than occurrences.",
         "Turn each text into a SET of words: re.findall(r\"[a-z]+\", text.lower()), keeping words of "
         "3+ letters that are not in TOPIC_STOP_WORDS. A set, because the score counts texts, not "
         "occurrences.",
@@ -466,7 +506,8 @@ ex3 = CodingExercise(
 essay1 = EssayExercise(
     "essay1", LAB, points=2, title="How many topics from nothing?",
     prompt="""
-        You sampled about 100 instructions from SmolLM2's pre-query prefix and clustered them.
+        You sampled instructions from SmolLM2's pre-query prefix (12 under the ci profile, 100
+        under laptop, 400 under gpu: say which you ran) and clustered the ones that passed the filters.
         How many distinct topics did you find, and which ones dominate? Compare with the
         Self-Instruct set and the Wikipedia sample. Then explain why a prompt that contains no
         request at all yields varied requests, and name one bias that variety does not remove.
@@ -493,58 +534,54 @@ essay1 = EssayExercise(
 # --- the concept check -----------------------------------------------------------------
 quiz = Quiz(LAB, [
     Question("What does a Magpie prompt contain?",
-             ["A few human-written example tasks and the request to write more like them",
-              "Only the text the chat template writes before a user's words (with any default "
-              "system turn it adds), and no request at all",
-              "A random topic word that the model expands into a question",
-              "An empty string"],
+             ["A few human-written example tasks and a request to write one more like them",
+              "The template's text up to where a user's words begin, default system turn included",
+              "A topic word drawn at random from a list, which the model turns into a question",
+              "The assistant's header alone, so the model answers a question nobody has asked"],
              answer=1,
              why="The prefix is the template up to the user's content; the model fills in the user's "
-                 "message itself."),
-    Question("Why does an aligned model write a user's request when it is given only that prefix?",
-             ["During fine-tuning that exact position was always followed by a user's message, so a "
-              "request is the most likely continuation",
-              "It was trained to refuse empty prompts and asks for clarification",
-              "llama.cpp inserts a hidden instruction",
-              "The system turn tells it to invent questions"],
+                 "message itself. No seeds, no topic list, and the assistant's header would make it answer."),
+    Question("Instructions 1, 2 and 3 arrive in that order. Their cosine distances are d(1,2) = 0.05, "
+             "d(2,3) = 0.08 and d(1,3) = 0.15. With min_distance = 0.1, which does the lab's "
+             "nearest-neighbour filter keep?",
+             ["Only 1", "1 and 3", "All three", "Only 3"],
              answer=0,
-             why="The model continues the text the way its training conversations continued: with a "
-                 "user turn."),
+             why="2 lies within 0.1 of 1, and 3 within 0.1 of 2, an earlier row (kept or not), so both go. "
+                 "Comparing only with kept rows would keep 3; keeping the last of a group would keep 3 alone."),
     Question("In the lab, the prefix without SmolLM2's default system turn made the model start with "
              "code and markdown far more often. What does that show?",
-             ["The system turn contains instructions to avoid code",
-              "Removing text always makes outputs shorter",
-              "The prefix must match the layout the model was trained on; a different prefix "
-              "changes the model's idea of who is talking",
-              "The cache returned stale samples"],
-             answer=2,
+             ["The default system turn contains a hidden instruction telling the model to avoid writing code",
+              "The prefix must match the layout the model was tuned on, or the context reads differently",
+              "Shorter prompts always make a model more likely to write code than prose",
+              "The generation cache returned samples from an earlier run with another prompt"],
+             answer=1,
              why="SmolLM2 was fine-tuned with that system turn in place; without it the context looks "
-                 "less like its chats and more like other text it has seen."),
-    Question("You raise the sampling temperature from 0.6 to 1.3 for Magpie instructions. What do "
-             "you expect?",
-             ["Fewer distinct n-grams and more finished instructions",
-              "No change: the prefix decides everything",
-              "Only the responses change",
-              "More distinct n-grams and lower pairwise similarity, but more rambling, unfinished or "
-              "non-English instructions for the filters to drop"],
-             answer=3,
-             why="Hotter sampling spreads probability over rarer tokens: more variety, lower quality."),
-    Question("Why compare distinct-2 between sets of the same size (and keep an eye on text length)?",
-             ["Pooling more n-grams gives more chances to repeat one, so distinct-n falls as a set "
-              "grows, and longer texts hold more n-grams",
-              "Because the embeddings need it",
-              "Because k-means needs equal sizes",
-              "It does not matter"],
+                 "less like its chats and more like other text it has seen. The system text says nothing "
+                 "about code."),
+    Question("TEMPERATURE_QUESTION_PLACEHOLDER",
+             ["a", "b", "c", "d"],
              answer=0,
-             why="distinct-n is unique over total n-grams: more n-grams, more repeats, so only like is "
-                 "compared with like."),
+             why="placeholder"),
+    Question("The Magpie authors kept 300K of the million pairs one teacher wrote: quality tagged good or "
+             "excellent, reward above a floor, no near neighbour before it, longest responses. Trained "
+             "on each set, which did the base model do better with?",
+             ["The whole million: at SFT scale more data beats cleaner data",
+              "The filtered 300K subset, on the chat benchmarks they report",
+              "Neither: the two scored the same, so filtering only saved compute",
+              "The million on easy prompts, and the 300K on hard prompts only"],
+             answer=1,
+             why="Less, better data won: the filtered subset beat the raw million, which is why a Magpie "
+                 "run spends as much care on filters as on generation."),
+    Question("STEERING_QUESTION_PLACEHOLDER",
+             ["a", "b", "c", "d"],
+             answer=0,
+             why="placeholder"),
     Question("Compared with Self-Instruct, which statement about Magpie is right?",
-             ["It needs a larger set of seed tasks",
-              "It cannot produce near-duplicates, so it needs no dedup filter",
-              "It needs no seed tasks, but its topics follow the teacher's idea of typical users, "
-              "which is a bias of its own",
-              "It only works with Llama 3 models"],
+             ["It needs a larger and more varied set of human seed tasks to start from",
+              "It cannot produce near-duplicates, so it can skip the dedup filters",
+              "It needs no seeds, but its topics follow the teacher's idea of a typical user",
+              "It only works with Llama 3 models, whose template has a separate user header"],
              answer=2,
              why="No seeds means no seed bias, not no bias: the teacher's habits shape the topic mix, "
-                 "and filters are still needed."),
+                 "and the lab's own filters caught near-duplicates. Any chat template has a prefix."),
 ])
