@@ -1,18 +1,27 @@
-"""`synthkit bench`: what batching buys, measured on this machine.
+"""`synthkit bench`: what batching, the weight format and core sharing buy, measured here.
 
 The popular way to drive llama.cpp from Python is a loop of `create_completion` calls,
 one prompt at a time: every step reads all the weights from memory to produce a single
-token. Batched decoding reads them once per step for the whole batch. This benchmark
-runs the same Magpie prompts, lengths and sampling settings both ways, on each backend,
-and prints tokens/s and the ratio.
+token. Batched decoding reads them once per step for the whole batch, and a weight
+format with fast kernels on this CPU (see `llamacpp.best_format`) does the rest. This
+benchmark runs the same Magpie prompts, lengths and sampling settings every way and
+prints tokens/s and the ratios.
+
+`--contended` adds what a student's laptop looks like: generation beside one CPU-bound
+process, and two synthkit processes generating at once. It starts and stops those
+competitors itself and prints each case as a ratio to the idle figure of the same run.
 """
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 from .magpie import pre_query_template
 from .models import Sampling, available_backends, embedded_model_path, load_model
+
+SETTINGS = dict(temperature=0.8, top_p=0.95, top_k=50, seed=0)
 
 
 def _loop_llama_cpp(path: str, prompt: str, n: int, s: Sampling) -> tuple[int, float]:
@@ -29,16 +38,21 @@ def _loop_llama_cpp(path: str, prompt: str, n: int, s: Sampling) -> tuple[int, f
     return tokens, time.perf_counter() - t0
 
 
-def _batched(model, prompt: str, n: int, s: Sampling) -> tuple[int, float]:
+def _warm_up(model, prompt: str, s: Sampling) -> None:
     model.generate(prompt, n=2, sampling=s.replace(max_tokens=4, seed=s.seed + 1),
-                   cache=False, progress=False)  # warm-up
+                   cache=False, progress=False)
+
+
+def _batched(model, prompt: str, n: int, s: Sampling, warm: bool = True) -> tuple[int, float]:
+    if warm:
+        _warm_up(model, prompt, s)
     out = model.generate(prompt, n=n, sampling=s, cache=False, progress=False)
     return out.stats.completion_tokens, out.stats.seconds
 
 
 def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch"),
-              json_out: str | None = None) -> dict:
-    s = Sampling(temperature=0.8, top_p=0.95, top_k=50, max_tokens=max_tokens, seed=0)
+              json_out: str | None = None, contended: bool = False) -> dict:
+    s = Sampling(max_tokens=max_tokens, **SETTINGS)
     rows: list[dict] = []
     ok = available_backends()
 
@@ -46,20 +60,32 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
         rows.append({"backend": backend, "mode": how, "weights": weights, "tokens": tokens,
                      "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1)})
         r = rows[-1]
-        print(f"  {backend:10s} {how:24s} {weights:26s} {tokens:5d} tok {seconds:7.2f} s "
+        print(f"  {backend:10s} {how:24s} {weights:38s} {tokens:5d} tok {seconds:7.2f} s "
               f"{r['tok_per_s']:8.1f} tok/s", flush=True)
 
     print(f"{n} Magpie prompts x {max_tokens} new tokens, temperature {s.temperature}, "
           f"top_p {s.top_p}, top_k {s.top_k}")
+    result: dict = {"n": n, "max_tokens": max_tokens, "rows": rows}
     shipped = embedded_model_path()
     if "llama.cpp" in backends and ok.get("llama.cpp") == "ok":
-        model = load_model()  # loads a Q8_0 copy of the shipped Q4_1 file (see llamacpp.py)
+        from .models.llamacpp import best_format
+        model = load_model()  # requantize="auto": a copy in the format fastest on this CPU
+        import llama_cpp
+        chosen = best_format(llama_cpp)
+        result["weight_format"] = chosen
+        print(f"weight format chosen for this CPU: {chosen} "
+              f"({'AVX512-BF16 kernels' if chosen == 'bf16' else 'no AVX512-BF16: integer kernels'})")
         prompt = pre_query_template(model.chat_template, model.bos_token)
         record("llama.cpp", "loop create_completion", "shipped Q4_1", *_loop_llama_cpp(shipped, prompt, n, s))
-        record("llama.cpp", "loop create_completion", "Q8_0 copy", *_loop_llama_cpp(model.path, prompt, n, s))
         record("llama.cpp", "batched (as shipped)", "shipped Q4_1",
                *_batched(load_model(requantize=None), prompt, n, s))
-        record("llama.cpp", "batched (synthkit)", "Q8_0 copy", *_batched(model, prompt, n, s))
+        other = "q8_0" if chosen != "q8_0" else "bf16"
+        alt = load_model(requantize=other)
+        record("llama.cpp", "batched", alt.weights, *_batched(alt, prompt, n, s))
+        del alt
+        record("llama.cpp", "batched (synthkit)", model.weights, *_batched(model, prompt, n, s))
+        if contended:
+            result["contended"] = _contended(model, prompt, n, s)
         del model
     if "torch" in backends and ok.get("torch") == "ok":
         for bs in (1, n):
@@ -68,7 +94,7 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
             record("torch", f"batch_size={bs}", f"GGUF->{model.dtype} {model.device}",
                    *_batched(model, prompt, n, s))
             del model
-    result = {"n": n, "max_tokens": max_tokens, "rows": rows, "ratios": _ratios(rows)}
+    result["ratios"] = _ratios(rows)
     for name, value in result["ratios"].items():
         print(f"  ratio {name}: {value:.2f}x")
     if json_out:
@@ -78,21 +104,86 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
 
 
 def _ratios(rows: list[dict]) -> dict[str, float]:
-    def rate(backend, mode, weights=None):
+    def rate(mode, weights=None):
         for r in rows:
-            if r["backend"] == backend and r["mode"].startswith(mode) and (weights is None or r["weights"] == weights):
+            if r["mode"] == mode and (weights is None or r["weights"] == weights):
                 return r["tok_per_s"]
         return None
 
     pairs = {
         "llama.cpp batched (synthkit) / loop on the shipped file":
-            (rate("llama.cpp", "batched (synthkit)"), rate("llama.cpp", "loop", "shipped Q4_1")),
-        "llama.cpp batched / loop, both on the Q8_0 copy":
-            (rate("llama.cpp", "batched (synthkit)"), rate("llama.cpp", "loop", "Q8_0 copy")),
-        "llama.cpp batched / loop, both on the shipped Q4_1":
-            (rate("llama.cpp", "batched (as shipped)"), rate("llama.cpp", "loop", "shipped Q4_1")),
+            (rate("batched (synthkit)"), rate("loop create_completion", "shipped Q4_1")),
+        "llama.cpp batched, both on the shipped Q4_1 / loop":
+            (rate("batched (as shipped)"), rate("loop create_completion", "shipped Q4_1")),
+        "llama.cpp batched: chosen format / the other copy":
+            (rate("batched (synthkit)"), rate("batched")),
         "torch batched / batch_size=1":
             (next((r["tok_per_s"] for r in rows if r["backend"] == "torch" and r["mode"] != "batch_size=1"), None),
-             rate("torch", "batch_size=1")),
+             rate("batch_size=1")),
     }
     return {k: a / b for k, (a, b) in pairs.items() if a and b}
+
+
+# --- contention ----------------------------------------------------------------------
+BUSY_LOOP = "while True: pass"
+WORKER = ("import sys; from synthkit.bench import _worker; "
+          "_worker(int(sys.argv[1]), int(sys.argv[2]))")
+
+
+def _worker(n: int, max_tokens: int) -> None:
+    """A second synthkit process: load, warm up, say 'ready', wait for 'go', generate once."""
+    s = Sampling(max_tokens=max_tokens, **SETTINGS)
+    model = load_model()
+    prompt = pre_query_template(model.chat_template, model.bos_token)
+    _warm_up(model, prompt, s.replace(seed=s.seed + 7))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.time()
+    out = model.generate(prompt, n=n, sampling=s.replace(seed=s.seed + 7), cache=False, progress=False)
+    print(json.dumps({"tokens": out.stats.completion_tokens, "start": start, "end": time.time()}), flush=True)
+
+
+def _contended(model, prompt: str, n: int, s: Sampling) -> dict:
+    """Idle, beside a busy loop, and beside a second synthkit process: tok/s and ratios."""
+    print("contended: the same batched run alone, beside a CPU-bound loop, and beside a second "
+          "synthkit process generating the same", flush=True)
+    tokens, seconds = _batched(model, prompt, n, s)
+    idle = tokens / seconds
+    print(f"  alone                                   {tokens:5d} tok {seconds:7.2f} s {idle:8.1f} tok/s")
+
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    try:
+        time.sleep(0.5)  # let it take its core
+        tokens, seconds = _batched(model, prompt, n, s, warm=False)
+    finally:
+        busy.kill()
+        busy.wait()
+    beside_busy = tokens / seconds
+    print(f"  beside one CPU-bound process            {tokens:5d} tok {seconds:7.2f} s "
+          f"{beside_busy:8.1f} tok/s = {beside_busy / idle:.0%} of alone", flush=True)
+
+    other = subprocess.Popen([sys.executable, "-c", WORKER, str(n), str(s.max_tokens)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        if other.stdout.readline().strip() != "ready":
+            raise RuntimeError("the second synthkit process did not start; run it alone to see why: "
+                               f"{sys.executable} -c '{WORKER}' {n} {s.max_tokens}")
+        other.stdin.write("go\n")
+        other.stdin.flush()
+        start = time.time()
+        out = model.generate(prompt, n=n, sampling=s, cache=False, progress=False)
+        end = time.time()
+        theirs = json.loads(other.stdout.readline())
+    finally:
+        other.kill()
+        other.wait()
+    wall = max(end, theirs["end"]) - min(start, theirs["start"])
+    both = (out.stats.completion_tokens + theirs["tokens"]) / wall
+    mine = out.stats.tokens_per_second
+    print(f"  two synthkit processes at once          this one {mine:.1f} tok/s, the other "
+          f"{theirs['tokens'] / (theirs['end'] - theirs['start']):.1f} tok/s; together {both:.1f} tok/s "
+          f"= {both / idle:.0%} of one alone", flush=True)
+    return {"idle_tok_per_s": round(idle, 1), "beside_busy_tok_per_s": round(beside_busy, 1),
+            "two_processes_tok_per_s": round(both, 1),
+            "beside_busy_ratio": round(beside_busy / idle, 3),
+            "two_processes_ratio": round(both / idle, 3)}

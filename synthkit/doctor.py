@@ -67,7 +67,8 @@ def _try_generation(backend: str) -> list[str]:
         load_s = time.perf_counter() - t0
         out = model.chat("What is the capital of France? Answer in one word.", temperature=0,
                          max_tokens=12, cache=False, progress=False)
-        print(f"  generation ({backend:9s})    loaded in {load_s:.1f} s; {out.stats}")
+        weights = getattr(model, "weights", None)
+        print(f"  generation ({backend:9s})    loaded {weights or model.name} in {load_s:.1f} s; {out.stats}")
         print(f"    -> {out[0].text.strip()!r}")
         return []
     except Exception as e:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import GenerationError, ModelLoadError, PromptTooLongError
 from .base import Generation, Model, Request
+from .cores import CoreShare, usable_cores
 from .sampling import Sampling
 
 _LOG_CALLBACK = None  # keep a reference: llama.cpp calls it from C
@@ -49,20 +50,44 @@ class _Seq:
     followers: list = field(default_factory=list)
 
 
+FORMATS = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "bf16": "LLAMA_FTYPE_MOSTLY_BF16",
+           "f16": "LLAMA_FTYPE_MOSTLY_F16"}
+
+
+def best_format(L) -> str:
+    """The copy format whose batched kernels are fastest on this CPU: 'bf16' or 'q8_0'.
+
+    With AVX512-BF16 a bf16 dot product is one instruction per 32 weight pairs, and the
+    CPU backend's batched matrix products run on it directly: measured here (32 Magpie
+    prompts x 64 tokens, batched) bf16 decoded at ~700 tok/s, f16 ~540, Q8_0 ~440. Without
+    it bf16 is emulated and Q8_0's integer dot products (and half the bytes) win. We ask
+    llama.cpp which kernels its CPU backend was built with: those it can run here.
+    """
+    return "bf16" if "AVX512_BF16 = 1" in _system_info(L) else "q8_0"
+
+
+def _system_info(L) -> str:
+    """llama.cpp's list of the CPU kernels it was built with, e.g. '... AVX512_BF16 = 1 | ...'."""
+    return L.llama_print_system_info().decode(errors="replace")
+
+
 def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
-    """The GGUF to load: `path` itself, or a once-made Q8_0 copy of a Q4_1 file.
+    """The GGUF to load: `path` itself, or a once-made copy of a Q4_1 file in a faster format.
 
     Q4_1 has no repacked/tinyBLAS kernel in llama.cpp's CPU backend, so batched matrix
-    products on it run on the slow generic path. Q8_0 represents every Q4_1 weight to
-    within 1/254 of its block's largest value (Q4_1's own step is 1/15 of the block's
-    range): the same model, in a format whose batched kernels are several times faster.
+    products on it run on the slow generic path. 'auto' copies a Q4_1 file to
+    `best_format` (bf16 or Q8_0); 'q8_0', 'bf16' and 'f16' copy any file to that format.
+    Both keep every Q4_1 weight exactly or to within 1/254 of its block's largest value
+    (Q4_1's own step is 1/15 of the block's range): the same model, faster kernels.
     """
     from ..cache import cache_dir
     from .base import file_fingerprint
 
-    if requantize not in ("auto", "q8_0"):
-        raise ModelLoadError(f"requantize={requantize!r} is not supported; use 'auto', 'q8_0' or None")
-    out = cache_dir() / "models" / f"{Path(path).stem}-{file_fingerprint(str(path))}-q8_0.gguf"
+    if requantize not in ("auto", *FORMATS):
+        raise ModelLoadError(f"requantize={requantize!r} is not supported; use 'auto', "
+                             f"{', '.join(map(repr, FORMATS))} or None (the file as shipped)")
+    fmt = best_format(L) if requantize == "auto" else requantize
+    out = cache_dir() / "models" / f"{Path(path).stem}-{file_fingerprint(str(path))}-{fmt}.gguf"
     if out.exists():
         return out  # made before: no need to read the GGUF header again
     if requantize == "auto" and not _is_q4_1(L, path):
@@ -70,7 +95,7 @@ def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     params = L.llama_model_quantize_default_params()
-    params.ftype = L.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.ftype = getattr(L, FORMATS[fmt])
     params.allow_requantize = True
     params.nthread = os.cpu_count() or 1
     if L.llama_model_quantize(str(path).encode(), str(tmp).encode(), params) != 0:
@@ -90,23 +115,25 @@ def _is_q4_1(L, path: Path) -> bool:
 
 
 def default_threads() -> int:
-    """Threads for llama.cpp: $SYNTHKIT_THREADS, else the cores this process may use.
+    """Most threads llama.cpp may use: $SYNTHKIT_THREADS, else the cores this process may use.
 
-    llama.cpp's threads wait for each other at every step, spinning; if another busy
-    process holds one of them off its core, every step waits for it. Measured here: 215
-    tok/s alone, 5-10 tok/s with one core taken. So never ask for more threads than
-    cores, and when several kernels run at once (`synthkit grade --jobs`), split them.
+    The number actually used at each step can be lower: see `cores.CoreShare`.
     """
     env = os.environ.get("SYNTHKIT_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 class LlamaCppModel(Model):
+    """A GGUF model in llama.cpp, decoding many sequences per step.
+
+    requantize: 'auto' (default) loads a once-made copy of a Q4_1 file in the format
+    fastest on this CPU (`best_format`); 'bf16', 'f16' or 'q8_0' force that copy; None
+    loads the file as shipped. n_threads: pin the thread count (default: share the
+    cores with whatever else runs, see cores.py).
+    """
+
     backend = "llama.cpp"
 
     def __init__(self, path: Path, *, n_ctx: int = 1024, n_parallel: int = 32,
@@ -135,6 +162,12 @@ class LlamaCppModel(Model):
             self.path = str(fast_cpu_copy(L, path, requantize))
         mparams = L.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
+        if not n_gpu_layers and "AMX_INT8 = 1" in _system_info(L):
+            # llama.cpp's AMX kernels (quantized weights only: Q4_1, Q8_0, ...) die with SIGILL
+            # in its worker threads (ggml-org/llama.cpp PR #26954, open; seen here on every
+            # batched Q8_0 and Q4_1 decode). Without extra buffer types they take the AVX-512
+            # kernels instead; bf16 weights never used AMX here.
+            mparams.use_extra_bufts = False
         self._model = L.llama_model_load_from_file(self.path.encode(), mparams)
         if not self._model:
             raise ModelLoadError(f"llama.cpp could not load {path}: the file is truncated, "
@@ -155,9 +188,12 @@ class LlamaCppModel(Model):
         cparams.n_seq_max = self.n_parallel
         cparams.kv_unified = kv_unified
         cparams.flash_attn_type = flash_attn
-        threads = n_threads or default_threads()
-        cparams.n_threads = threads
-        cparams.n_threads_batch = threads
+        # n_threads pins the count; otherwise up to default_threads(), fewer while other
+        # processes keep cores busy (see cores.py: spinning threads on a shared core stall)
+        self._share = CoreShare(n_threads or default_threads(), adaptive=not n_threads)
+        self._threads = self._share.threads()
+        cparams.n_threads = self._threads
+        cparams.n_threads_batch = self._threads
         cparams.no_perf = True
         self._ctx = L.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -172,6 +208,15 @@ class LlamaCppModel(Model):
         self.add_bos = bool(self._meta("tokenizer.ggml.add_bos_token") == "true")
         self.chat_template = chat_template or self._meta("tokenizer.chat_template")
         self.n_params = L.llama_model_n_params(self._model)
+        self.weights = self._describe_weights()
+
+    def _describe_weights(self) -> str:
+        """What was loaded, e.g. 'BF16 copy of SmolLM2-135M-Instruct.Q4_1.gguf'."""
+        buf = ctypes.create_string_buffer(256)
+        self.L.llama_model_desc(self._model, buf, len(buf))
+        kind = buf.value.decode(errors="replace").split()[-1]  # "llama ?B BF16" -> "BF16"
+        name = Path(self.source_path).name
+        return kind if self.path == self.source_path else f"{kind} copy of {name}"
 
     # --- metadata and tokens -----------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -252,6 +297,7 @@ class LlamaCppModel(Model):
             for j, t in enumerate(chunk):
                 self._put(j, t, start + j, 0, start + j == len(ids) - 1)
             b.n_tokens = len(chunk)
+            self._set_threads()
             self._check_decode(self.L.llama_decode(self._ctx, b))
 
     def _logits_row(self, i: int) -> np.ndarray:
@@ -291,6 +337,7 @@ class LlamaCppModel(Model):
         queue = deque(requests)
         active: dict[int, _Seq] = {}
         free = list(range(self.n_parallel))  # a heap: new sequences take the lowest id
+        self.tokens_in_flight = 0  # for the progress bar: tokens sampled so far by this call
         L.llama_memory_clear(self._mem, True)
         try:
             while queue or active:
@@ -361,7 +408,14 @@ class LlamaCppModel(Model):
             if done and not s.prefix_only:
                 s.logit_index = n - 1
         self._batch.n_tokens = n
+        self._set_threads()
         self._check_decode(self.L.llama_decode(self._ctx, self._batch))
+
+    def _set_threads(self) -> None:
+        n = self._share.threads()
+        if n != self._threads:
+            self.L.llama_set_n_threads(self._ctx, n, n)
+            self._threads = n
 
     def _share_prefix(self, leader: _Seq) -> None:
         last = leader.req.prompt_ids[-1]
@@ -394,6 +448,7 @@ class LlamaCppModel(Model):
         if s.logprobs is not None:
             s.logprobs.append(self._top_logprobs(s.logit_index, token, sampling.logprobs))
         s.out_ids.append(token)
+        self.tokens_in_flight += 1
         s.out_bytes += self._piece(token)
         if sampling.stop:
             text = s.out_bytes.decode("utf-8", errors="ignore")
