@@ -2,7 +2,7 @@
 
     synthkit doctor            is this machine ready? (versions, backends, a real generation)
     synthkit start             open the course in JupyterLab
-    synthkit bench             one-at-a-time vs batched tokens/s on each backend
+    synthkit bench             one-at-a-time vs batched tokens/s (--contended: shared cores)
     synthkit cache             show or clear the generation cache
     synthkit assign|run|grade|progress   course machinery (instructors and students)
 """
@@ -32,7 +32,8 @@ def cmd_doctor(args) -> int:
 def cmd_bench(args) -> int:
     from .bench import run_bench
     backends = tuple(b.strip() for b in args.backends.split(","))
-    run_bench(n=args.n, max_tokens=args.max_tokens, backends=backends, json_out=args.json)
+    run_bench(n=args.n, max_tokens=args.max_tokens, backends=backends, json_out=args.json,
+              contended=args.contended)
     return 0
 
 
@@ -80,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-tokens", type=int, default=64, help="new tokens per prompt (default 64)")
     b.add_argument("--backends", default="llama.cpp,torch", help="comma-separated (default both)")
     b.add_argument("--json", help="also write the results to this JSON file")
+    b.add_argument("--contended", action="store_true",
+                   help="also generate beside a CPU-bound process and beside a second synthkit "
+                        "process (started and stopped here); print each as a ratio to idle")
     b.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("start", help="open the course in JupyterLab")
