@@ -8,7 +8,6 @@ functions, classes, constants), so they take seconds; tests/test_notebooks.py ru
 whole notebooks in kernels."""
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import nbformat
@@ -16,7 +15,7 @@ import pytest
 
 from synthkit import profiles
 from synthkit.grading import assign as assign_mod
-from synthkit.grading.contract import lab_problems, quiz_length_problems
+from synthkit.grading.contract import defining_source, lab_problems, quiz_length_problems
 from synthkit.grading.exercises import CodingExercise, EssayExercise
 from synthkit.grading.registry import available_labs, lab_exercises, lab_module, lab_quiz
 
@@ -42,24 +41,9 @@ def _notebook(folder: str, lab: str) -> Path:
 
 
 def _defining_code(path: Path) -> dict:
-    """A namespace holding what the notebook's code cells define: imports, functions,
-    classes and assignments that call nothing (no model runs)."""
+    """A namespace holding what the notebook's code cells define (no model runs)."""
     ns: dict = {"__name__": "__main__"}
-    for cell in nbformat.read(path, as_version=4).cells:
-        if cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:  # a cell with IPython magics
-            continue
-        keep = []
-        for node in tree.body:
-            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
-                keep.append(node)
-            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
-                    and not any(isinstance(n, ast.Call) for n in ast.walk(node.value)):
-                keep.append(node)
-        exec(compile(ast.Module(body=keep, type_ignores=[]), str(path), "exec"), ns)
+    exec(compile(defining_source(nbformat.read(path, as_version=4)), str(path), "exec"), ns)
     return ns
 
 

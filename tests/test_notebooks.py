@@ -12,6 +12,8 @@ import nbformat
 import pytest
 
 from synthkit.grading import cli
+from synthkit.grading.contract import defining_source
+from synthkit.grading.registry import available_labs, lab_module
 from synthkit.grading.runner import run_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,6 +221,25 @@ def test_grading_a_class_survives_broken_and_hostile_submissions(tmp_path, capsy
     assert any(i["kind"] == "timeout" for i in by_student["loop"]["cell_issues"])
     printed = capsys.readouterr().out
     assert "11 submission(s) graded" in printed
+
+
+@pytest.mark.parametrize("lab", available_labs())
+def test_solution_code_passes_through_the_grader_s_channel(lab, tmp_path):
+    """The checks call the student's functions in the kernel and get plain data back:
+    every lab's reference code (only its definitions, no model runs) still passes, rich
+    arguments (a loaded model, NumPy arrays) and the checks on mutated inputs included."""
+    solution = ROOT / "solutions" / lab_module(lab).NOTEBOOK
+    if not solution.exists():
+        pytest.skip(f"lab {lab} has no solution notebook yet (tests/test_lab_contract.py says so)")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        defining_source(nbformat.read(solution, as_version=4)))])
+    path = tmp_path / solution.name
+    nbformat.write(nb, path)
+    r = run_notebook(path, profile="ci", timeout=120)
+    assert r.status == "ok" and not r.errors, (r.issues, r.notes)
+    code = [res for res in r.results if res.kind == "code"]
+    assert code and all(res.passed for res in code), [str(x) for x in code]
+    assert r.flags == []
 
 
 # --- refusing the library, through `synthkit grade` ----------------------------------------

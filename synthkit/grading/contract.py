@@ -10,7 +10,10 @@
   choice in at most a third of the questions, and where it is, it may be longer than
   the next-longest by at most a quarter (``LONGEST_SHARE``, ``LONGEST_MARGIN``);
 - ``library_twins(exercise)``: synthkit functions with the same name as one the exercise
-  asks for, which it should refuse (see ``checks``).
+  asks for, which it should refuse (see ``checks``);
+- ``defining_source(nb)``: the code of a notebook that *defines* things (imports,
+  functions, classes, constants computed without a call), enough to run the checks
+  without running a model.
 """
 from __future__ import annotations
 
@@ -82,6 +85,45 @@ def library_twins(exercise) -> list[str]:
             if inspect.isfunction(obj) and obj.__module__ == info.name:
                 twins.append(f"{info.name}.{name}")
     return sorted(twins)
+
+
+def defining_source(nb) -> str:
+    """The statements of `nb`'s code cells that import, define a function or class, or
+    assign a value computed without calls or indexing from names already defined, in
+    order, as one piece of source."""
+    import ast
+    import builtins
+
+    kept, bound = [], set(dir(builtins))
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # a cell with IPython magics
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                bound.update((a.asname or a.name.split(".")[0]) for a in node.names)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                evaluated = node.decorator_list + (node.bases if isinstance(node, ast.ClassDef)
+                                                   else node.args.defaults + node.args.kw_defaults)
+                if not all(n.id in bound for e in evaluated if e is not None
+                           for n in ast.walk(e) if isinstance(n, ast.Name)):
+                    continue  # it needs a value this code does not define
+                bound.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None \
+                    and not any(isinstance(n, (ast.Call, ast.Subscript, ast.comprehension))
+                                for n in ast.walk(node.value)) \
+                    and all(n.id in bound for n in ast.walk(node.value) if isinstance(n, ast.Name)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if not all(isinstance(t, ast.Name) for t in targets):
+                    continue
+                bound.update(t.id for t in targets)
+            else:
+                continue
+            kept.append(ast.get_source_segment(cell.source, node, padded=False))
+    return "\n\n".join(kept) + "\n"
 
 
 def lab_problems(lab: str) -> list[str]:
