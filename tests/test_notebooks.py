@@ -242,6 +242,26 @@ def test_solution_code_passes_through_the_grader_s_channel(lab, tmp_path):
     assert r.flags == []
 
 
+def test_a_function_that_ignores_every_stop_is_killed_by_the_grader(tmp_path, monkeypatch):
+    """The grader keeps the clock: a student's function that swallows the kernel's own timer
+    and the interrupt is killed from outside, and its row says too slow."""
+    from synthkit.grading.sandbox import KernelSandbox
+
+    monkeypatch.setattr(KernelSandbox, "SLACK", 2.0)
+    monkeypatch.setattr(KernelSandbox, "GRACE", 2.0)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "def build_chat_prompt(model, user_message, system=None):\n"
+        "    while True:\n        try:\n            while True:\n                pass\n"
+        "        except BaseException:\n            pass\n"),
+        nbformat.v4.new_code_cell('essay1_answer = "An answer read before any check ran."')])
+    path = tmp_path / "00_welcome.ipynb"
+    nbformat.write(nb, path)
+    r = run_notebook(path, profile="ci", timeout=60)
+    rows = {x.exercise: x for x in r.results}
+    assert rows["ex1"].status == "slow" and rows["ex1"].points == 0, str(rows["ex1"])
+    assert rows["essay1"].status == "submitted"
+
+
 # --- refusing the library, through `synthkit grade` ----------------------------------------
 # Each notebook defines every function of its lab as synthkit's own, each by another route
 # (the forms of tests/test_grading.py); every exercise must score zero and say why.

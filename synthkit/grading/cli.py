@@ -36,9 +36,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("grade", help="grade submitted notebooks into a CSV gradebook",
-                              description="Run each submission in a fresh kernel, then the installed checks "
-                                          "against the student's objects; one CSV row per student x exercise "
-                                          "and a JSON report beside it.")
+                              description="Run each submission in a fresh kernel, then the installed checks in "
+                                          "the grader's own process, calling the student's functions in that "
+                                          "kernel; one CSV row per student x exercise (with a 'flags' column "
+                                          "for code that patches imported modules) and a JSON report beside it.")
     p.add_argument("submissions", nargs="+", help="notebooks, or folders of them")
     p.add_argument("--out", default="grades.csv", help="CSV to write (default: grades.csv; report: .json)")
     p.add_argument("--jobs", type=int, default=2, help="submissions run at once (default: 2)")

@@ -264,6 +264,7 @@ class KernelSandbox:
 
     SLACK = 30.0  # seconds on top of a call's limit (rebuilding a model in the kernel, IPC)
     GRACE = 10.0  # seconds an interrupted kernel gets to answer before it is killed
+    BUDGET = 300.0  # seconds of requests in all, for one notebook's checks
 
     def __init__(self, connection_info: dict, process, interrupt: Callable[[], None] | None = None):
         from jupyter_client import BlockingKernelClient
@@ -274,6 +275,7 @@ class KernelSandbox:
         self.client.load_connection_info(connection_info)
         self.client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
         self.dead: str = ""  # why, once the kernel is gone
+        self.spent = 0.0  # seconds spent waiting for answers so far
 
     def close(self) -> None:
         try:
@@ -288,6 +290,13 @@ class KernelSandbox:
         """Send one request; its decoded reply, or SandboxGone. `deadline`: seconds."""
         if self.dead:
             raise SandboxGone(self.dead)
+        start = time.monotonic()
+        try:
+            return self._request(payload, deadline)
+        finally:
+            self.spent += time.monotonic() - start
+
+    def _request(self, payload: dict, deadline: float) -> dict:
         data = base64.b64encode(_pickle(payload)).decode()
         code = f"import synthkit.grading.sandbox as _sk_sandbox\n_synthkit_reply = _sk_sandbox.serve(globals(), {data!r})"
         msg_id = self.client.execute(code, silent=False, store_history=False, allow_stdin=False,
@@ -387,6 +396,9 @@ class RemoteFunction:
                          f"this is a bug in the lab's check, please report it.") from None
         slow = TooSlow(f"{label} was still running after {limit:g} s; it should take well under a "
                        f"second. Look for a loop that never ends or work repeated inside a loop.")
+        if self._sandbox.spent > KernelSandbox.BUDGET:
+            raise TooSlow(f"{label} was not run: the checks of this notebook had already spent "
+                          f"{KernelSandbox.BUDGET:g} s in your code, the most they may.")
         try:
             reply = self._sandbox.request(payload, limit + KernelSandbox.SLACK)
         except SandboxGone as e:
