@@ -28,7 +28,18 @@ def _loop_llama_cpp(path: str, prompt: str, n: int, s: Sampling) -> tuple[int, f
     """One prompt at a time through llama-cpp-python's high-level API."""
     import llama_cpp
 
-    llm = llama_cpp.Llama(str(path), n_ctx=2048, verbose=False)
+    from .models.llamacpp import amx_kernels
+    default = llama_cpp.llama_cpp.llama_model_default_params
+    if amx_kernels(llama_cpp):  # Llama() has no use_extra_bufts= (see amx_kernels)
+        def plain_kernels():
+            params = default()
+            params.use_extra_bufts = False
+            return params
+        llama_cpp.llama_cpp.llama_model_default_params = plain_kernels
+    try:
+        llm = llama_cpp.Llama(str(path), n_ctx=2048, verbose=False)
+    finally:
+        llama_cpp.llama_cpp.llama_model_default_params = default
     llm.create_completion(prompt, max_tokens=4)  # warm-up
     tokens, t0 = 0, time.perf_counter()
     for i in range(n):
@@ -60,7 +71,7 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
         rows.append({"backend": backend, "mode": how, "weights": weights, "tokens": tokens,
                      "seconds": round(seconds, 3), "tok_per_s": round(tokens / seconds, 1)})
         r = rows[-1]
-        print(f"  {backend:10s} {how:24s} {weights:38s} {tokens:5d} tok {seconds:7.2f} s "
+        print(f"  {backend:10s} {how:24s} {weights:46s} {tokens:5d} tok {seconds:7.2f} s "
               f"{r['tok_per_s']:8.1f} tok/s", flush=True)
 
     print(f"{n} Magpie prompts x {max_tokens} new tokens, temperature {s.temperature}, "

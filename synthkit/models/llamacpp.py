@@ -66,6 +66,17 @@ def best_format(L) -> str:
     return "bf16" if "AVX512_BF16 = 1" in _system_info(L) else "q8_0"
 
 
+def amx_kernels(L) -> bool:
+    """True when llama.cpp was built with its AMX kernels, which must then be kept off.
+
+    Those kernels (quantized weights only: Q4_1, Q8_0, ...) die with SIGILL in llama.cpp's
+    worker threads (ggml-org/llama.cpp PR #26954, still open; here every batched Q8_0 or
+    Q4_1 decode did). Loading with use_extra_bufts=False routes those weights to the
+    AVX-512 kernels instead; bf16 weights never go through AMX.
+    """
+    return "AMX_INT8 = 1" in _system_info(L)
+
+
 def _system_info(L) -> str:
     """llama.cpp's list of the CPU kernels it was built with, e.g. '... AVX512_BF16 = 1 | ...'."""
     return L.llama_print_system_info().decode(errors="replace")
@@ -162,11 +173,7 @@ class LlamaCppModel(Model):
             self.path = str(fast_cpu_copy(L, path, requantize))
         mparams = L.llama_model_default_params()
         mparams.n_gpu_layers = n_gpu_layers
-        if not n_gpu_layers and "AMX_INT8 = 1" in _system_info(L):
-            # llama.cpp's AMX kernels (quantized weights only: Q4_1, Q8_0, ...) die with SIGILL
-            # in its worker threads (ggml-org/llama.cpp PR #26954, open; seen here on every
-            # batched Q8_0 and Q4_1 decode). Without extra buffer types they take the AVX-512
-            # kernels instead; bf16 weights never used AMX here.
+        if not n_gpu_layers and amx_kernels(L):
             mparams.use_extra_bufts = False
         self._model = L.llama_model_load_from_file(self.path.encode(), mparams)
         if not self._model:
