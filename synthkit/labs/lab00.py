@@ -176,7 +176,7 @@ quiz = Quiz(LAB, [
              ["The same answer: greedy decoding has no randomness",
               "Likely a new answer, as it samples a fresh token each time",
               "An error: temperature 0 is outside the valid range",
-              "A different answer whenever the batch size differs"],
+              "A new answer: each call draws a fresh random seed"],
              answer=0,
              why="At temperature 0 the model always takes its most likely next token, so the same "
                  "prompt gives the same text; a wrong answer stays wrong until you sample, filter "
