@@ -24,8 +24,10 @@ from .models import Sampling, available_backends, embedded_model_path, load_mode
 SETTINGS = dict(temperature=0.8, top_p=0.95, top_k=50, seed=0)
 
 
-def _loop_llama_cpp(path: str, prompt: str, n: int, s: Sampling) -> tuple[int, float]:
-    """One prompt at a time through llama-cpp-python's high-level API."""
+def _loop_llama_cpp(path: str, prompt: str, n: int, s: Sampling,
+                    threads: int | None = None) -> tuple[int, float]:
+    """One prompt at a time through llama-cpp-python's high-level API (its default
+    n_threads is half the cores; `threads` overrides it)."""
     import llama_cpp
 
     from .models.llamacpp import amx_kernels
@@ -37,7 +39,7 @@ def _loop_llama_cpp(path: str, prompt: str, n: int, s: Sampling) -> tuple[int, f
             return params
         llama_cpp.llama_cpp.llama_model_default_params = plain_kernels
     try:
-        llm = llama_cpp.Llama(str(path), n_ctx=2048, verbose=False)
+        llm = llama_cpp.Llama(str(path), n_ctx=2048, verbose=False, n_threads=threads)
     finally:
         llama_cpp.llama_cpp.llama_model_default_params = default
     llm.create_completion(prompt, max_tokens=4)  # warm-up
@@ -79,7 +81,7 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
     result: dict = {"n": n, "max_tokens": max_tokens, "rows": rows}
     shipped = embedded_model_path()
     if "llama.cpp" in backends and ok.get("llama.cpp") == "ok":
-        from .models.llamacpp import best_format
+        from .models.llamacpp import best_format, default_threads
         model = load_model()  # requantize="auto": a copy in the format fastest on this CPU
         import llama_cpp
         chosen = best_format(llama_cpp)
@@ -88,6 +90,9 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
               f"({'AVX512-BF16 kernels' if chosen == 'bf16' else 'no AVX512-BF16: integer kernels'})")
         prompt = pre_query_template(model.chat_template, model.bos_token)
         record("llama.cpp", "loop create_completion", "shipped Q4_1", *_loop_llama_cpp(shipped, prompt, n, s))
+        cores = default_threads()
+        record("llama.cpp", f"loop, n_threads={cores}", "shipped Q4_1",
+               *_loop_llama_cpp(shipped, prompt, n, s, threads=cores))
         record("llama.cpp", "batched (as shipped)", "shipped Q4_1",
                *_batched(load_model(requantize=None), prompt, n, s))
         other = "q8_0" if chosen != "q8_0" else "bf16"
@@ -124,6 +129,8 @@ def _ratios(rows: list[dict]) -> dict[str, float]:
     pairs = {
         "llama.cpp batched (synthkit) / loop on the shipped file":
             (rate("batched (synthkit)"), rate("loop create_completion", "shipped Q4_1")),
+        "llama.cpp batched (synthkit) / loop with every core":
+            (rate("batched (synthkit)"), next((r["tok_per_s"] for r in rows if r["mode"].startswith("loop, n_threads")), None)),
         "llama.cpp batched, both on the shipped Q4_1 / loop":
             (rate("batched (as shipped)"), rate("loop create_completion", "shipped Q4_1")),
         "llama.cpp batched: chosen format / the other copy":
