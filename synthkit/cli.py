@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--clear", action="store_true")
     c.set_defaults(func=cmd_cache)
 
-    for module in ("synthkit.grading.cli", "synthkit.techniques_cli",
+    for module in ("synthkit.grading.cli", "synthkit.techniques_cli", "synthkit.train.cli",
                    "synthkit.rejection_cli"):
         try:
             __import__(module, fromlist=["register"]).register(sub)

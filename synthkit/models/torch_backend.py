@@ -22,6 +22,7 @@ temperature, then a draw from what is left; temperature 0 is greedy argmax.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import io
 import math
@@ -281,6 +282,7 @@ class TorchModel(Model):
         self.forward_kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
         self.n_ctx = int(getattr(self.model.config, "max_position_embeddings", 0) or 2048)
         self.n_params = sum(p.numel() for p in self.model.parameters())
+        self._loaded_state = self._weights_state()  # the file's weights, before any training
         self._token_texts: dict[int, str] = {}
 
     def _set_vocabulary(self, chat_template: str | None) -> None:
@@ -329,6 +331,37 @@ class TorchModel(Model):
     def _fingerprint_extra(self) -> str:
         # bf16 on CUDA and fp32 on CPU give slightly different texts: separate cache keys
         return f":{self.model.device.type}:{str(self.dtype).removeprefix('torch.')}"
+
+    # --- the cache follows the weights -------------------------------------------------
+    # The file fingerprint says which weights were loaded; training changes them in
+    # memory. Every in-place change to a tensor (an optimizer step, load_state_dict)
+    # bumps its version counter, so comparing counters says "changed?" for free; only
+    # then is the digest of the weights themselves recomputed (~0.3 s for 135M weights).
+    # The key is a digest of content, not a counter, so the same training run repeated
+    # in a fresh session finds its cached generations again.
+
+    def _weights_state(self) -> tuple:
+        return tuple((id(p), p._version, p.data_ptr()) for p in self.model.parameters())
+
+    def _weights_tag(self) -> str:
+        if self._weights_state() == self._loaded_state:
+            return ""
+        return f":w{self.weights_digest()}"
+
+    def weights_digest(self) -> str:
+        """A content hash of the current weights (names, shapes, dtypes and values)."""
+        state = self._weights_state()
+        if getattr(self, "_digest_state", None) != state:
+            h = hashlib.sha1()
+            for name, p in self.model.named_parameters():
+                t = p.detach()
+                if t.dtype in (torch.bfloat16, torch.float16):
+                    t = t.view(torch.int16)
+                t = t.to("cpu").contiguous()
+                h.update(f"{name}:{tuple(t.shape)}:{p.dtype}".encode())
+                h.update(memoryview(t.numpy()).cast("B"))
+            self._digest, self._digest_state = h.hexdigest()[:16], state
+        return self._digest
 
     # --- logits --------------------------------------------------------------------------
     def logits(self, prompts: list[str]) -> np.ndarray:

@@ -1,0 +1,17 @@
+"""Training: the small loops the labs use, in plain PyTorch.
+
+    from synthkit import load_model
+    from synthkit.train import sft, to_llamacpp
+    student = load_model(backend="torch")
+    run = sft(student, records)          # trains `student` in place; run.losses, run.tokens_per_s
+    fast = to_llamacpp(student)          # the trained weights on llama.cpp, for fast sampling
+
+Modules: `data` (records -> taught tokens -> batches), `loop` (precision, loss,
+schedule, checkpoints, errors), `sft` (the loop itself), `export` (GGUF for llama.cpp).
+"""
+from .data import DataError
+from .export import export_gguf, to_llamacpp
+from .loop import TrainingError, pick_precision
+from .sft import SFTResult, sft
+
+__all__ = ["sft", "SFTResult", "to_llamacpp", "export_gguf", "pick_precision", "TrainingError", "DataError"]
