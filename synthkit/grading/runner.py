@@ -119,6 +119,8 @@ def _grade_remotely(lab: str, connection_info: dict, process) -> tuple[list[dict
                 return None, f"the kernel gave no usable answer to the grader: {why}", NOT_RUN
             except SandboxGone as e:
                 return None, str(e), CRASHED
+            except Exception as e:  # noqa: BLE001 - whatever the kernel sent, the grader reports
+                return None, f"the grader could not read the kernel's answer ({type(e).__name__}: {e})", NOT_RUN
         return [r.to_dict() for r in grade_all(exercises, namespace)], "", ""
     finally:
         sandbox.close()

@@ -159,8 +159,8 @@ def decode(data):
             raise ValueError("unexpected array type in a reply")
         return np.array(decode(data["v"]), dtype=dtype).reshape([int(n) for n in data["shape"]])
     if tag == "obj":
-        return _opaque_class(str(data.get("type", "object")))(str(data.get("type", "object")),
-                                                             str(data.get("repr", ""))[:200])
+        type_name = str(data.get("type", "object"))[:100]
+        return _opaque_class(type_name)(type_name, str(data.get("repr", ""))[:200])
     raise ValueError(f"unexpected tag {tag!r} in a reply")
 
 
@@ -426,8 +426,9 @@ class RemoteFunction:
         try:
             value = decode(reply["value"])
             after = decode(reply.get("args_after", []))
-        except (ValueError, KeyError, TypeError) as e:
-            raise Failed(f"{label}: the grader could not read what your function returned ({e}).") from None
+        except (ValueError, KeyError, TypeError, RecursionError) as e:
+            raise Failed(f"{label}: the grader could not read what your function returned "
+                         f"({type(e).__name__}: {str(e)[:100]}).") from None
         _write_back(args, after)
         return value
 
@@ -468,7 +469,10 @@ class RemoteNamespace:
             if entry.get("state") == "callable":
                 self._items[name] = RemoteFunction(sandbox, name, str(entry.get("name", name))[:80])
             else:
-                self._items[name] = decode(entry.get("value"))
+                try:
+                    self._items[name] = decode(entry.get("value"))
+                except (ValueError, KeyError, TypeError, RecursionError):
+                    self._items[name] = _opaque_class("unreadable")("unreadable", "(a value the grader could not read)")
 
     def __contains__(self, name) -> bool:
         return name in self._items
