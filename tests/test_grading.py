@@ -645,3 +645,13 @@ def test_the_course_s_own_notebooks_are_not_flagged():
 
     for path in sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "labs").glob("*.ipynb")):
         assert patches(nbformat.read(path, as_version=4)) == [], path.name
+
+
+def test_check_in_a_notebook_says_plainly_that_the_exercise_wants_own_code(capsys):
+    ns = _student_namespace("import importlib\n"
+                            "distinct_n = lambda texts, n: importlib.import_module('synthkit.' + 'metrics')"
+                            ".distinct_n(texts, n)")
+    _exercise("02", "ex4").check(ns)
+    out = capsys.readouterr().out
+    assert "✗ ex4" in out and "asks for your own code" in out and "synthkit.metrics.distinct_n" in out
+    assert progress.load()[-1]["status"] == "fail"
