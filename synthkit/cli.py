@@ -15,13 +15,37 @@ from pathlib import Path
 
 
 def course_root(start: Path | None = None) -> Path:
-    """The course folder: the nearest folder up from `start` (or cwd) holding labs/ and
-    solutions/, else the checkout this package was installed from, else cwd."""
-    for base in [(start or Path.cwd()).resolve(), Path(__file__).resolve().parent.parent]:
-        for d in [base, *base.parents]:
-            if (d / "labs").is_dir() and (d / "solutions").is_dir():
-                return d
-    return (start or Path.cwd()).resolve()
+    """The course folder: where course.toml is found (from `start` or cwd upwards, then the
+    course remembered in $SYNTHKIT_HOME, then this package's checkout), else cwd."""
+    from .grading.course import find_course_file
+    found = find_course_file(start)
+    return found.parent.resolve() if found else (start or Path.cwd()).resolve()
+
+
+# JupyterLab forgets a widget's state when a notebook is closed unless this setting is on:
+# a reopened lab then shows "Error displaying widget: model not found" where its quiz and
+# progress bars were. An overrides.d file in the lab's settings folder changes the default
+# for this Python environment only (a user's own choice in Settings still wins).
+WIDGET_SETTINGS = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+
+
+def lab_settings_file() -> Path:
+    return Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.d" / "synthkit.json"
+
+
+def ensure_widget_state_saved() -> bool:
+    """Turn on 'Save Widget State Automatically' for this environment's JupyterLab;
+    False if its settings folder is not writable (then say how to turn it on by hand)."""
+    import json
+    path = lab_settings_file()
+    text = json.dumps(WIDGET_SETTINGS, indent=2) + "\n"
+    try:
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        return True
+    except OSError:
+        return False
 
 
 def cmd_doctor(args) -> int:
@@ -38,7 +62,12 @@ def cmd_bench(args) -> int:
 
 
 def cmd_start(args) -> int:
+    from .grading.course import remember_course
     root = Path(args.dir).resolve() if args.dir else course_root()
+    remember_course(root)  # so `synthkit progress` finds this course from any folder
+    if not ensure_widget_state_saved():
+        print(f"note: could not write {lab_settings_file()}; in JupyterLab turn on Settings > "
+              f"Save Widget State Automatically, or reopened labs lose their quizzes", flush=True)
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}"]
     if args.no_browser:
         cmd.append("--no-browser")

@@ -38,6 +38,23 @@ class Question:
             raise ValueError(f"answer index {self.answer} is not one of the choices of {self.text!r}")
 
 
+def _inline_code(text: str) -> str:
+    """Escape `text` for HTML and show `backticked` names as code, as the chapters do."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+# A notebook saved with its widget state (`synthkit start` turns that on) shows the quiz as
+# it was left when it is reopened, but no kernel is behind it until the cell runs again.
+# JupyterLab marks every such widget with a broken-link icon; in the quiz one note says it
+# once instead, and only while the quiz is not live.
+_REOPENED_CSS = ("<style>.synthkit-quiz.jupyter-widgets-disconnected::before,"
+                 ".synthkit-quiz .jupyter-widgets-disconnected::before{display:none}"
+                 ".synthkit-quiz .synthkit-reopened{display:none}"
+                 ".synthkit-quiz .jupyter-widgets-disconnected .synthkit-reopened{display:inline}</style>")
+_REOPENED_NOTE = ('<span class="synthkit-reopened"><br><i>This is the quiz as you left it. Run the cell '
+                  'again to answer more: your answers so far come back with it.</i></span>')
+
+
 class Quiz:
     def __init__(self, lab: str, questions: list[Question], name: str = "quiz"):
         self.lab, self.questions, self.name = lab, list(questions), name
@@ -160,7 +177,8 @@ class Quiz:
 
         self.restore()
         score = w.HTML(html.escape(self.score_line()))
-        parts = [w.HTML(f"<b>Concept check (lab {self.lab})</b>: click a choice to see whether it is right.")]
+        parts = [w.HTML(_REOPENED_CSS + f"<b>Concept check (lab {self.lab})</b>: click a choice to see "
+                        f"whether it is right.{_REOPENED_NOTE}")]
         for number, q in enumerate(self.questions, 1):
             radio = w.RadioButtons(options=[(f"{LETTERS[k]}) {c}", k) for k, c in enumerate(q.choices)],
                                    value=self.choices.get(number), layout=w.Layout(width="auto"))
@@ -174,9 +192,9 @@ class Quiz:
                 score.value = html.escape(self.score_line())
 
             radio.observe(on_pick, names="value")
-            parts.append(w.VBox([w.HTML(f"<b>{number}.</b> {html.escape(q.text)}"), radio, feedback]))
+            parts.append(w.VBox([w.HTML(f"<b>{number}.</b> {_inline_code(q.text)}"), radio, feedback]))
         parts.append(score)
-        return QuizBox(parts)
+        return QuizBox(parts).add_class("synthkit-quiz")
 
     def _feedback_html(self, number: int, index: int) -> str:
         colour = "#1a7f37" if index == self.questions[number - 1].answer else "#cf222e"
