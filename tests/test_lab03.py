@@ -324,3 +324,21 @@ def test_magpie_instructions_are_mostly_usable_and_temperature_trades_quality(mo
     assert ok(hot) < ok(cool)
     assert metrics.distinct_n([r["instruction"] for r in hot], 2) > metrics.distinct_n(
         [r["instruction"] for r in cool], 2)
+
+
+def test_a_maths_system_prompt_steers_magpie_towards_maths(model):
+    """The notebook's steering experiment, smaller: the same seeds and sampling, with and without
+    a maths-tutor system turn; the steered arm holds clearly more maths requests."""
+    import re
+    maths = re.compile(r"\b(maths?|mathematic\w*|equations?|solve|calculat\w*|algebra\w*|geometr\w*|"
+                       r"probabilit\w*|percent\w*|fractions?|multipl\w*|divid\w*|formula|arithmetic|"
+                       r"integers?|numbers?)\b|\d\s*[-+*/^=]\s*\d", re.IGNORECASE)
+    system = ("You are a patient maths tutor. People bring you maths problems of every kind, from "
+              "arithmetic and percentages to algebra, geometry and probability, and you help them "
+              "work each one out step by step.")
+    plain = magpie.generate_instructions(model, 24, seed=0, progress=False)
+    steered = magpie.generate_instructions(model, 24, seed=0, progress=False, system=system)
+    count = lambda recs: sum(bool(maths.search(r["instruction"])) for r in recs)  # noqa: E731
+    k_plain, k_steered = count(plain), count(steered)
+    assert k_steered >= k_plain + 5, (k_plain, k_steered)
+    assert metrics.share_interval(k_steered, 24)[0] > metrics.share_interval(k_plain, 24)[0]
