@@ -313,14 +313,12 @@ ex2 = CodingExercise(
         "phrase in POLICY_PHRASES. Return `\"\\n\".join(kept)`.",
     ],
     solution='''
-        from synthkit.filters import count_sentences
-
         END_MARKS = (".", "?", "!", '"')
         POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
                           "use of cookies", "use cookies")
 
         def clean_page(text, min_words=5):
-            """C4's cleaner: the page's prose lines joined by newlines, or None if the page goes."""
+            """C4's cleaner: the page's prose lines joined by newlines, or None if the page is dropped."""
             kept = []
             for line in text.splitlines():
                 line = line.strip()
@@ -331,10 +329,10 @@ ex2 = CodingExercise(
                 lower = line.lower()
                 if "lorem ipsum" in lower or "{" in line:
                     return None
-                if "javascript" in lower or any(p in lower for p in POLICY_PHRASES):
+                if "javascript" in lower or any(phrase in lower for phrase in POLICY_PHRASES):
                     continue
                 kept.append(line)
-            if sum(count_sentences(line) for line in kept) < 3:
+            if sum(filters.count_sentences(line) for line in kept) < 3:
                 return None
             return "\\n".join(kept)
     ''',
