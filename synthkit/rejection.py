@@ -35,8 +35,16 @@ from .records import provenance
 # Problems and prompts
 # ---------------------------------------------------------------------------------------
 
-FORM_INSTRUCTION = ("Work it out step by step, briefly. Then write the final answer on its own "
-                    "last line, as 'Answer: <number>'.")
+FORM_INSTRUCTION = "Give the final answer on its own last line, as 'Answer: <number>'."
+
+# Two worked examples, shown as earlier turns of the conversation. The 135M teacher ignores a
+# written request for an 'Answer:' line (none of 24 greedy replies to additions had one when
+# this was written) but copies the form from examples (23 of 24 did). Sampling uses them;
+# the training records keep only the plain prompt, so a trained model must answer in form
+# without being shown how (as STaR drops its hints from the rationales it trains on).
+SHOTS = (("What is 23 + 45?", "23 + 45 = 68\nAnswer: 68"),
+         ("How many minutes are there in 3 hours?",
+          "One hour has 60 minutes, so 3 hours have 3 * 60 = 180 minutes.\nAnswer: 180"))
 
 # T=0.8 with top-p 0.95 gives varied attempts without much gibberish from a small model;
 # 256 tokens is room for this teacher's working, so a right answer is rarely cut off.
@@ -59,6 +67,17 @@ def task_prompt(task: dict) -> str:
     if task.get("kind") == "code":
         return task["question"]
     return f"{task['question']}\n{FORM_INSTRUCTION}"
+
+
+def task_messages(task: dict, shots: bool = True) -> list[dict]:
+    """The conversation for a task: the worked examples (number tasks, with `shots`) as
+    earlier turns, then the task's own prompt."""
+    messages = []
+    if shots and task.get("kind") != "code":
+        for question, reply in SHOTS:
+            messages += [{"role": "user", "content": f"{question}\n{FORM_INSTRUCTION}"},
+                         {"role": "assistant", "content": reply}]
+    return messages + [{"role": "user", "content": task_prompt(task)}]
 
 
 def check(task: dict, reply: str) -> verify.Verdict:
@@ -91,8 +110,11 @@ def parsed_answer(task: dict, reply: str) -> str | None:
 # ---------------------------------------------------------------------------------------
 
 def sample_answers(model, tasks: list[dict], k: int, sampling: Sampling = SAMPLING, *, seed: int = 0,
-                   progress: bool = True, cache=True, desc: str | None = None) -> list[dict]:
+                   shots: bool = True, progress: bool = True, cache=True, desc: str | None = None) -> list[dict]:
     """K attempts at every task, one batched call, each checked by the exact verifier.
+
+    With `shots`, number tasks are shown the worked examples (`SHOTS`) first; "prompt" in
+    the result is always the plain prompt, the one a training record should carry.
 
     Returns one candidate per attempt, problem-major: {"task_id", "sample", "prompt",
     "reply", "answer" (what a vote counts), "correct", "reason", "in_form",
@@ -105,7 +127,8 @@ def sample_answers(model, tasks: list[dict], k: int, sampling: Sampling = SAMPLI
         raise ValueError("no tasks to sample: pass a non-empty list of tasks")
     tasks = with_ids(tasks, "task")
     prompts = [task_prompt(t) for t in tasks]
-    gens = model.chat(prompts, sampling.replace(seed=seed), n=k, progress=progress, cache=cache,
+    conversations = [task_messages(t, shots) for t in tasks]
+    gens = model.chat(conversations, sampling.replace(seed=seed), n=k, progress=progress, cache=cache,
                       desc=desc or f"{k} attempts x {len(tasks)} problems")
     out = []
     for i, task in enumerate(tasks):
@@ -119,8 +142,7 @@ def sample_answers(model, tasks: list[dict], k: int, sampling: Sampling = SAMPLI
                                     else verify.answer_form(g.text)),
                         "finish_reason": g.finish_reason, "tokens": g.completion_tokens,
                         "provenance": provenance(g, TECHNIQUE, getattr(model, "license", None),
-                                                 task_id=task["id"], k=k)})
-    sample_answers.last_stats = gens.stats
+                                                 task_id=task["id"], k=k, shots=shots)})
     return out
 
 
@@ -169,7 +191,6 @@ def self_judge(model, tasks: list[dict], candidates: list[dict], *, seed: int = 
         return []
     gens = model.chat(prompts, JUDGE_SAMPLING.replace(seed=seed), progress=progress, cache=cache,
                       desc="self-judge")
-    self_judge.last_stats = gens.stats
     return [g.text.strip().lower().lstrip("*\"' ").startswith("yes") for g in gens]
 
 
@@ -290,17 +311,19 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def evaluate(model, tasks: list[dict], *, sampling: Sampling = GREEDY, seed: int = 0,
+def evaluate(model, tasks: list[dict], *, sampling: Sampling = GREEDY, seed: int = 0, shots: bool = False,
              progress: bool = True, cache=True, desc: str = "greedy evaluation") -> dict:
     """Greedy accuracy on `tasks`, with the form and the content told apart.
+
+    By default the plain prompt (no worked examples): what a trained model is asked.
 
     Keys: n; accuracy (exact verifier) and its Wilson interval `ci`; in_form (share with
     an ``Answer:`` line, or with code for code tasks); accuracy_in_form (right among those
     in form); lenient (the last number in the reply is right, whatever the form; number
     tasks only); truncated (share that hit max_tokens); mean_tokens; replies.
     """
-    cands = sample_answers(model, tasks, 1, sampling, seed=seed, progress=progress, cache=cache,
-                           desc=desc)
+    cands = sample_answers(model, tasks, 1, sampling, seed=seed, shots=shots, progress=progress,
+                           cache=cache, desc=desc)
     tasks = with_ids(tasks, "task")
     n = len(cands)
     correct = sum(c["correct"] for c in cands)
@@ -355,19 +378,21 @@ def to_records(candidates: list[dict], signal: str, *, max_per_task: int | None 
     the verdict {"accepted", "signal", "reason", every signal's vote} and provenance.
     With `dedupe`, a second copy of the same reply to the same problem is rejected as a
     duplicate; with `max_per_task`, at most that many are kept per problem, so easy
-    problems do not crowd out the rest.
+    problems do not crowd out the rest. Signal "none" accepts everything: the unfiltered
+    control arm of an experiment.
     """
-    if signal not in SIGNALS:
-        raise ValueError(f"unknown signal {signal!r}; choose one of {SIGNALS}")
+    if signal not in SIGNALS + ("none",):
+        raise ValueError(f"unknown signal {signal!r}; choose one of {SIGNALS + ('none',)}")
     accepted, rejected = [], []
     for group in by_task(candidates).values():
         seen: set[str] = set()
         for c in group:
-            if signal not in c.get("signals", {}):
+            if signal != "none" and signal not in c.get("signals", {}):
                 raise ValueError(f"candidate {c['task_id']}/{c['sample']} has no {signal!r} verdict: "
                                  f"run add_signals (and self_judge for 'judge') first")
-            ok = c["signals"][signal]
-            reason = c["reason"] if signal == "exact" else ("accepted" if ok else "rejected") + f" by {signal}"
+            ok = True if signal == "none" else c["signals"][signal]
+            reason = c["reason"] if signal == "exact" else "unfiltered" if signal == "none" else \
+                ("accepted" if ok else "rejected") + f" by {signal}"
             key = c["reply"].strip()
             if ok and dedupe and key in seen:
                 ok, reason = False, "duplicate of an accepted reply"

@@ -1,0 +1,171 @@
+"""Lab 04 (rejection sampling): the checks accept the reference answers on many fresh inputs,
+reject wrong ones with a message that names the slip, refuse the library's own functions,
+and agree with the library they are checked against. The whole notebook runs under the ci
+profile in tests/test_notebooks.py."""
+from __future__ import annotations
+
+import random
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from synthkit import rejection, verify
+from synthkit.grading.exercises import CodingExercise
+from synthkit.labs import lab04
+
+ROOT = Path(__file__).resolve().parents[1]
+CODING = [lab04.ex1, lab04.ex2, lab04.ex3]
+
+
+def _solutions() -> dict:
+    ns: dict = {}
+    for ex in CODING:
+        exec(textwrap.dedent(ex.solution_code), ns)
+    return ns
+
+
+def test_lab_module_shape():
+    assert lab04.LAB == "04" and lab04.NOTEBOOK == "04_rejection_sampling.ipynb"
+    assert all(isinstance(ex, CodingExercise) for ex in CODING)
+    assert [ex.names for ex in CODING] == [("check_answer",), ("pass_at_k",), ("majority_vote",)]
+    assert len(lab04.quiz.questions) >= 4
+    assert len({q.answer for q in lab04.quiz.questions}) > 1
+    # the seed's question 2: which quality signal decides what to keep
+    assert any("quality signal" in q.text for q in lab04.quiz.questions)
+
+
+@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
+def test_reference_solutions_pass_on_many_fresh_inputs(ex):
+    ns = _solutions()
+    for _ in range(12):
+        result = ex.grade(ns)
+        assert result.status == "pass", str(result)
+        assert result.seconds < 5, f"{ex.name}'s check is too slow: {result.seconds} s"
+
+
+@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
+def test_stubs_and_missing_names_are_missing(ex):
+    assert ex.grade({}).status == "missing"
+    stub = {name: (lambda *a, **k: (_ for _ in ()).throw(NotImplementedError("write it"))) for name in ex.names}
+    assert ex.grade({**_solutions(), **stub}).status == "missing"
+
+
+WRONG = {
+    "ex1": [
+        ("""
+def check_answer(reply, answer):
+    from synthkit.data import extract_answer
+    return extract_answer(reply) == str(answer)
+""", "this case tests"),
+        ("""
+import re
+def check_answer(reply, answer):
+    found = re.findall(r"answer\\s*:\\s*(-?[\\d,]+)", reply, re.I)
+    return bool(found) and found[0].replace(",", "") == str(answer)
+""", "this case tests"),
+        ("""
+def check_answer(reply, answer):
+    return str(answer) in reply
+""", "this case tests"),
+        ("""
+def check_answer(reply, answer):
+    from synthkit.verify import check_number
+    return check_number(reply, answer).passed
+""", "your own code"),
+    ],
+    "ex2": [
+        ("""
+def pass_at_k(n, c, k):
+    return 1 - (1 - c / n) ** k
+""", "replacement"),
+        ("""
+def pass_at_k(n, c, k):
+    return c / n
+""", "pass@1"),
+        ("""
+import math
+def pass_at_k(n, c, k):
+    if n - c < k:
+        return 1.0
+    return 1 - math.factorial(n - c) / math.factorial(n - c - k) * math.factorial(n - k) / math.factorial(n)
+""", "pass_at_k(n="),
+        ("""
+from synthkit.metrics import pass_at_k as p
+def pass_at_k(n, c, k):
+    return p(n, c, k)
+""", "your own code"),
+    ],
+    "ex3": [
+        ("""
+from collections import Counter
+def majority_vote(answers):
+    counts = Counter(answers)
+    return counts.most_common(1)[0][0] if counts else None
+""", "this case tests"),
+        ("""
+from collections import Counter
+def majority_vote(answers):
+    counts = Counter(a for a in answers if a is not None)
+    if not counts:
+        return None
+    top = counts.most_common()
+    if len(top) > 1 and top[0][1] == top[1][1]:
+        return None
+    return top[0][0]
+""", "A tie still has a winner"),
+        ("""
+from collections import Counter
+def majority_vote(answers):
+    counts = Counter(a for a in answers if a is not None)
+    return max(sorted(counts), key=counts.get) if counts else None
+""", "a tie"),
+        ("""
+def majority_vote(answers):
+    from synthkit import rejection
+    return rejection.majority_vote(answers)
+""", "your own code"),
+    ],
+}
+
+
+@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
+def test_wrong_answers_fail_with_a_useful_message(ex):
+    for code, expected in WRONG[ex.name]:
+        ns: dict = {}
+        exec(textwrap.dedent(code), ns)
+        messages = []
+        for _ in range(6):   # a wrong answer fails whatever fresh inputs the check draws
+            result = ex.grade(ns)
+            assert result.status in ("fail", "error", "slow"), (code, str(result))
+            messages.append(result.message)
+        assert any(expected in m for m in messages), (code, messages)
+
+
+def test_references_agree_with_the_library():
+    rng = random.Random(0)
+    for _ in range(20):
+        for answers, _probe in lab04._vote_cases(rng):
+            assert lab04.reference_vote(answers) == rejection.majority_vote(answers)
+    ns = _solutions()
+    for _ in range(20):
+        for reply, answer, _probe in lab04._reply_cases(rng):
+            assert ns["check_answer"](reply, answer) == verify.check_number(reply, answer).passed, reply
+    for n, c, k in [(10, 3, 4), (1, 1, 1), (12, 0, 5), (7, 6, 2)]:
+        assert float(lab04._brute_pass_at_k(n, c, k)) == pytest.approx(rejection.pass_at_k(
+            [{"task_id": "t", "correct": i < c} for i in range(n)], k))
+
+
+def test_lab_copy_is_current_and_keeps_no_solution():
+    from synthkit.grading.assign import render_lab
+
+    solution = ROOT / "solutions" / lab04.NOTEBOOK
+    lab = ROOT / "labs" / lab04.NOTEBOOK
+    assert lab.read_text(encoding="utf-8") == render_lab(solution), "run `synthkit assign`"
+    text = "\n".join(c.source for c in nbformat.read(lab, as_version=4).cells)
+    for leak in ("np.arange(n - c + 1", "counts[a] == best", "re.I | re.M", "The exact verifier rejected every"):
+        assert leak not in text, leak
+    assert text.count("raise NotImplementedError") == 3
+    header = nbformat.read(solution, as_version=4).cells[0].source
+    assert "Measured run time" in header
