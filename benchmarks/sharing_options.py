@@ -93,12 +93,19 @@ def main() -> None:
     if args.only:
         chosen = [chosen[int(i) - 1] for i in args.only.split(",")]
     print(f"load before: {os.getloadavg()}")
+    results = []
     for name, (env, threads) in chosen:
         for r in range(args.repeat):
-            m = measure(env, threads, args)
-            print(f"{name:38s} alone {m['alone']:6.1f}  beside busy {m['busy']:6.1f} "
-                  f"({m['busy'] / m['alone']:4.0%})  two together {m['pair']:6.1f} "
-                  f"({m['pair'] / m['alone']:4.0%})", flush=True)
+            results.append((name, measure(env, threads, args)))
+            m = results[-1][1]
+            print(f"{name:38s} alone {m['alone']:6.1f}  beside busy {m['busy']:6.1f}  "
+                  f"two together {m['pair']:6.1f} tok/s", flush=True)
+    # one yardstick for every option: the fastest 'alone' of the run (on a busy machine an
+    # adaptive option's own 'alone' can be low, which would flatter its ratios)
+    idle = max(m["alone"] for _, m in results)
+    print(f"ratios to the best alone figure ({idle:.1f} tok/s):")
+    for name, m in results:
+        print(f"  {name:38s} beside busy {m['busy'] / idle:4.0%}   two together {m['pair'] / idle:4.0%}")
     print(f"load after: {os.getloadavg()}")
 
 

@@ -82,7 +82,10 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
     shipped = embedded_model_path()
     if "llama.cpp" in backends and ok.get("llama.cpp") == "ok":
         from .models.llamacpp import best_format, default_threads
-        model = load_model()  # requantize="auto": a copy in the format fastest on this CPU
+        # every core pinned on both sides, so a busy moment elsewhere cannot tilt a ratio;
+        # requantize="auto" (the default): a copy in the format fastest on this CPU
+        cores = default_threads()
+        model = load_model(n_threads=cores)
         import llama_cpp
         chosen = best_format(llama_cpp)
         result["weight_format"] = chosen
@@ -90,19 +93,18 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
               f"({'AVX512-BF16 kernels' if chosen == 'bf16' else 'no AVX512-BF16: integer kernels'})")
         prompt = pre_query_template(model.chat_template, model.bos_token)
         record("llama.cpp", "loop create_completion", "shipped Q4_1", *_loop_llama_cpp(shipped, prompt, n, s))
-        cores = default_threads()
         record("llama.cpp", f"loop, n_threads={cores}", "shipped Q4_1",
                *_loop_llama_cpp(shipped, prompt, n, s, threads=cores))
         record("llama.cpp", "batched (as shipped)", "shipped Q4_1",
-               *_batched(load_model(requantize=None), prompt, n, s))
+               *_batched(load_model(requantize=None, n_threads=cores), prompt, n, s))
         other = "q8_0" if chosen != "q8_0" else "bf16"
-        alt = load_model(requantize=other)
+        alt = load_model(requantize=other, n_threads=cores)
         record("llama.cpp", "batched", alt.weights, *_batched(alt, prompt, n, s))
         del alt
         record("llama.cpp", "batched (synthkit)", model.weights, *_batched(model, prompt, n, s))
-        if contended:
-            result["contended"] = _contended(model, prompt, n, s)
         del model
+        if contended:
+            result["contended"] = _contended(prompt, n, s)
     if "torch" in backends and ok.get("torch") == "ok":
         for bs in (1, n):
             model = load_model(backend="torch", batch_size=bs)
@@ -161,13 +163,24 @@ def _worker(n: int, max_tokens: int) -> None:
     print(json.dumps({"tokens": out.stats.completion_tokens, "start": start, "end": time.time()}), flush=True)
 
 
-def _contended(model, prompt: str, n: int, s: Sampling) -> dict:
-    """Idle, beside a busy loop, and beside a second synthkit process: tok/s and ratios."""
+def _contended(prompt: str, n: int, s: Sampling) -> dict:
+    """Idle, beside a busy loop, and beside a second synthkit process: tok/s and ratios.
+    The contended runs use the library as it comes (threads that share the cores)."""
     print("contended: the same batched run alone, beside a CPU-bound loop, and beside a second "
           "synthkit process generating the same", flush=True)
-    tokens, seconds = _batched(model, prompt, n, s)
+    # the idle figure with every core pinned: on a quiet machine that is what the default
+    # does anyway, and it stays the fair yardstick if something else is running meanwhile
+    from .models.cores import others_busy
+    from .models.llamacpp import default_threads
+    pinned = load_model(n_threads=default_threads())
+    with others_busy() as background:
+        tokens, seconds = _batched(pinned, prompt, n, s)
+    del pinned
     idle = tokens / seconds
-    print(f"  alone                                   {tokens:5d} tok {seconds:7.2f} s {idle:8.1f} tok/s")
+    model = load_model()
+    _warm_up(model, prompt, s)
+    print(f"  alone                                   {tokens:5d} tok {seconds:7.2f} s {idle:8.1f} tok/s "
+          f"(other processes kept {background.cores:.1f} cores busy meanwhile)")
 
     busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
     try:
@@ -201,7 +214,7 @@ def _contended(model, prompt: str, n: int, s: Sampling) -> dict:
     print(f"  two synthkit processes at once          this one {mine:.1f} tok/s, the other "
           f"{theirs['tokens'] / (theirs['end'] - theirs['start']):.1f} tok/s; together {both:.1f} tok/s "
           f"= {both / idle:.0%} of one alone", flush=True)
-    return {"idle_tok_per_s": round(idle, 1), "beside_busy_tok_per_s": round(beside_busy, 1),
+    return {"idle_tok_per_s": round(idle, 1), "background_cores_during_idle": round(background.cores, 2), "beside_busy_tok_per_s": round(beside_busy, 1),
             "two_processes_tok_per_s": round(both, 1),
             "beside_busy_ratio": round(beside_busy / idle, 3),
             "two_processes_ratio": round(both / idle, 3)}

@@ -13,11 +13,20 @@ fraction of a second. It is cheap (one small file read every ~0.25 s) and cooper
 two synthkit processes each see the other's load and each settle on one core instead of
 fighting over both. Where /proc/stat does not exist (macOS, Windows), it keeps the
 ceiling it was given.
+
+Measured on a 2-core machine (benchmarks/sharing_options.py, 32 x 64 tokens batched,
+ratios to one process alone with 2 threads): llama.cpp's defaults kept 36% of the idle
+speed beside a busy loop and 4% for two synthkit processes together; OMP_WAIT_POLICY=passive
+(threads sleep at each barrier) gave 43% and 123% but cost 22% of the idle speed, since
+every barrier becomes a sleep and a wake-up; this adaptive count gave 57% and 122% at no
+idle cost, so it is the default and the OpenMP wait policy is left alone.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from types import SimpleNamespace
 
 WINDOW_S = 0.25  # how much history one decision looks at
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -87,3 +96,20 @@ class CoreShare:
         free = len(self._cpus) - self.others
         self._n = max(1, min(self.ceiling, round(free)))
         return self._n
+
+
+@contextlib.contextmanager
+def others_busy():
+    """Measure how many cores other processes kept busy during a `with` block (for
+    benchmarks: a figure measured beside someone else's work should say so).
+    `.cores` is set on exit; 0.0 where /proc/stat does not exist."""
+    cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
+    result = SimpleNamespace(cores=0.0)
+    t0, busy0, own0 = time.monotonic(), _busy_seconds(cpus), time.process_time()
+    try:
+        yield result
+    finally:
+        busy1 = _busy_seconds(cpus)
+        if busy0 is not None and busy1 is not None:
+            wall = time.monotonic() - t0
+            result.cores = max(0.0, ((busy1 - busy0) - (time.process_time() - own0)) / wall)

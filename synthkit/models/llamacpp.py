@@ -58,10 +58,13 @@ def best_format(L) -> str:
     """The copy format whose batched kernels are fastest on this CPU: 'bf16' or 'q8_0'.
 
     With AVX512-BF16 a bf16 dot product is one instruction per 32 weight pairs, and the
-    CPU backend's batched matrix products run on it directly: measured here (32 Magpie
-    prompts x 64 tokens, batched) bf16 decoded at ~700 tok/s, f16 ~540, Q8_0 ~440. Without
-    it bf16 is emulated and Q8_0's integer dot products (and half the bytes) win. We ask
-    llama.cpp which kernels its CPU backend was built with: those it can run here.
+    CPU backend's batched matrix products run on it directly. Measured on two 2-core
+    AVX512-BF16 machines (32 Magpie prompts x 64 tokens, batched, 2 threads): bf16 ~700
+    tok/s, f16 ~540, Q8_0 ~440 on one; on the other, whose steps are dominated by
+    per-operation overhead rather than arithmetic, bf16 ~175, f16 ~185, Q8_0 ~180 (a tie)
+    and the shipped Q4_1 ~147 (benchmarks/weight_formats.py). Without AVX512-BF16, bf16 is
+    emulated and Q8_0's integer dot products (and half the bytes) win. We ask llama.cpp
+    which kernels its CPU backend was built with: those it can run here.
     """
     return "bf16" if "AVX512_BF16 = 1" in _system_info(L) else "q8_0"
 
