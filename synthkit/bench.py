@@ -214,7 +214,7 @@ def _contended(prompt: str, n: int, s: Sampling) -> dict:
     print(f"  two synthkit processes at once          this one {mine:.1f} tok/s, the other "
           f"{theirs['tokens'] / (theirs['end'] - theirs['start']):.1f} tok/s; together {both:.1f} tok/s "
           f"= {both / idle:.0%} of one alone", flush=True)
-    return {"idle_tok_per_s": round(idle, 1), "background_cores_during_idle": round(background.cores, 2), "beside_busy_tok_per_s": round(beside_busy, 1),
-            "two_processes_tok_per_s": round(both, 1),
-            "beside_busy_ratio": round(beside_busy / idle, 3),
-            "two_processes_ratio": round(both / idle, 3)}
+    return {"idle_tok_per_s": round(idle, 3), "beside_busy_tok_per_s": round(beside_busy, 3),
+            "two_processes_tok_per_s": round(both, 3),
+            "beside_busy_ratio": round(beside_busy / idle, 3), "two_processes_ratio": round(both / idle, 3),
+            "background_cores_during_idle": round(background.cores, 2)}

@@ -246,3 +246,18 @@ def test_progress_bar_is_the_only_report_and_its_rate_is_true(llama_model, capsy
     shown = re.search(r"([\d.]+)(seq/s|s/seq)", last)
     rate = float(shown.group(1)) if shown.group(2) == "seq/s" else 1 / float(shown.group(1))
     assert rate == pytest.approx(6 / out.stats.seconds, rel=0.3), (last, out.stats.seconds)
+
+
+def test_contended_bench_runs_beside_its_own_competitors_and_stops_them(capsys):
+    """A tiny real `synthkit bench --contended` section: idle, beside a busy loop, beside
+    a second synthkit process; each reported as a ratio to idle."""
+    from synthkit.bench import SETTINGS, _contended
+    pre = pre_query_template(load_model(n_parallel=1, n_ctx=128).chat_template)
+    c = _contended(pre, 2, Sampling(max_tokens=4, **SETTINGS))
+    printed = capsys.readouterr().out
+    assert c["beside_busy_ratio"] == pytest.approx(c["beside_busy_tok_per_s"] / c["idle_tok_per_s"], rel=0.02)
+    assert c["two_processes_ratio"] == pytest.approx(c["two_processes_tok_per_s"] / c["idle_tok_per_s"], rel=0.02)
+    assert "of alone" in printed and "% of one alone" in printed
+    mine = subprocess.run(["ps", "-o", "args=", "--ppid", str(__import__("os").getpid())],
+                          capture_output=True, text=True).stdout
+    assert "while True" not in mine and "_worker" not in mine  # competitors are gone
