@@ -8,7 +8,8 @@ optionally the torch backend's generation in fp32 against bf16.
 
 Every configuration trains the embedded SmolLM2-135M on real Wikipedia text, batches of
 --batch examples cut to --len tokens, for --steps timed optimizer steps after one
-untimed warm-up step; the median step is reported. All ratios are measured in this one run.
+untimed warm-up step (and a warm-up run of each precision before any timing); the median
+step is reported. All ratios are measured in this one run.
 
 On a machine without the embedded model's package (a bare GPU box with only torch and
 transformers), use --skeleton DIR: a folder with the model's config and tokenizer (made
@@ -51,24 +52,41 @@ def load_student(device: str, skeleton: str | None):
 
 
 def save_skeleton(folder: str) -> None:
-    from synthkit import load_model
-    m = load_model(backend="torch", device="cpu")
-    m.model.config.save_pretrained(folder)
-    m.tokenizer.save_pretrained(folder)
-    print(f"saved config + tokenizer of {m.name} to {folder}")
+    """The embedded model's config and tokenizer, without its weights (a few MB)."""
+    from transformers import AutoConfig, AutoTokenizer
+    from synthkit import embedded_model_path
+    path = embedded_model_path()
+    AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).save_pretrained(folder)
+    print(f"saved the config and tokenizer of {path.name} to {folder}")
 
 
 def records(n: int) -> list[dict]:
-    from synthkit.data import wiki_summaries
-    docs = [d for d in wiki_summaries() if len(d["text"]) > 600][:n]
-    return [{"prompt": f"Write an encyclopedia paragraph about {d['title']}.", "response": d["text"]}
-            for d in docs]
+    """Real text: Wikipedia leads, or (where that package is absent, e.g. a bare GPU box)
+    the paragraphs of this course's own chapters."""
+    try:
+        from synthkit.data import wiki_summaries
+        docs = [(d["title"], d["text"]) for d in wiki_summaries() if len(d["text"]) > 600]
+    except Exception:
+        root = Path(__file__).resolve().parent.parent / "chapters"
+        paras = [p for f in sorted(root.glob("*.md")) for p in f.read_text().split("\n\n") if len(p) > 400]
+        docs = [(f"part {i} of the course", p) for i, p in enumerate(paras)]
+    docs = (docs * (n // max(1, len(docs)) + 1))[:n]
+    return [{"prompt": f"Write an encyclopedia paragraph about {title}.", "response": text}
+            for title, text in docs]
 
 
 def bench_training(student, recs, args) -> list[dict]:
     from synthkit.train import sft
     rows = []
     initial = {k: v.detach().clone() for k, v in student.model.state_dict().items()}
+    # Kernels are picked and memory pools grow on first use of each shape and dtype: on an
+    # H200 the first bf16 run's steps took 0.3-1.7 s, later ones 0.13 s. Warm both up first.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for precision in ("bf16", "fp32"):
+            sft(student, recs, max_steps=2, batch_size=args.batch, max_len=args.len,
+                precision=precision, progress=False, lr=1e-5)
     for kind, precision in CONFIGS:
         if kind == "lora":
             try:
@@ -97,28 +115,37 @@ def bench_training(student, recs, args) -> list[dict]:
 
 
 def bench_generation(student, args) -> list[dict]:
-    """Batch-32 greedy generation on the torch backend, fp32 weights against bf16."""
+    """Batch-32 greedy generation on the torch backend: fp32, bf16 autocast over fp32
+    weights (what a model being trained can use), and bf16 weights."""
     prompts = [student.apply_chat_template(f"Tell me one fact about the number {i}.") for i in range(32)]
     rows, texts = [], {}
+    saved = {k: v.detach().clone() for k, v in student.model.state_dict().items()}
     old_bs = student.batch_size
     student.batch_size = 32
     try:
-        for precision in ("fp32", "bf16"):
-            student.set_generation_precision(precision)
+        for label in ("fp32", "bf16-autocast", "bf16-weights"):
+            student.set_generation_precision("bf16" if label == "bf16-autocast" else "fp32")
+            if label == "bf16-weights":
+                student.model.to(torch.bfloat16)
+                student.dtype = torch.bfloat16
             student.generate(prompts[:2], temperature=0, max_tokens=4, cache=False, progress=False)  # warm-up
             t = time.perf_counter()
             g = student.generate(prompts, temperature=0, max_tokens=args.gen_tokens, cache=False, progress=False)
             dt = time.perf_counter() - t
-            texts[precision] = g.texts
-            rows.append({"generation": precision, "tok_per_s": g.stats.completion_tokens / dt, "seconds": dt})
-            print(f"generation {precision}: {g.stats.completion_tokens / dt:6.1f} tok/s "
+            texts[label] = g.texts
+            rows.append({"generation": label, "tok_per_s": g.stats.completion_tokens / dt, "seconds": dt})
+            print(f"generation {label:13}: {g.stats.completion_tokens / dt:6.1f} tok/s "
                   f"(32 sequences x up to {args.gen_tokens} tokens, {dt:.1f} s)", flush=True)
     finally:
         student.batch_size = old_bs
+        student.model.float()
+        student.model.load_state_dict(saved)
+        student.dtype = torch.float32
         student.set_generation_precision("auto")
-    same = sum(a == b for a, b in zip(texts["fp32"], texts["bf16"]))
-    print(f"  bf16/fp32 speed: {rows[1]['tok_per_s'] / rows[0]['tok_per_s']:.2f}x; "
-          f"identical greedy texts: {same}/32")
+    for r in rows[1:]:
+        same = sum(a == b for a, b in zip(texts["fp32"], texts[r["generation"]]))
+        print(f"  {r['generation']}: {r['tok_per_s'] / rows[0]['tok_per_s']:.2f}x fp32's speed; "
+              f"greedy texts identical to fp32's: {same}/32")
     return rows
 
 

@@ -184,3 +184,20 @@ def test_cuda_unavailable():
         pytest.skip("this machine has CUDA")
     with pytest.raises(DeviceUnavailableError):
         synthkit.load_model(backend="torch", device="cuda")
+
+
+def test_generation_precision_is_opt_in_with_its_own_cache_key(m, chats):
+    # fp32 by default (bf16 autocast measured no faster for batched decoding, see the
+    # backend's notes); bf16 gives slightly different texts, so different cache keys
+    base = m.fingerprint
+    fp32 = m.logits(chats[:1])
+    m.set_generation_precision("bf16")
+    try:
+        assert m.fingerprint == base + ":autocast-bf16"
+        bf16 = m.logits(chats[:1])
+        assert not np.array_equal(bf16, fp32) and bf16.argmax() == fp32.argmax()
+    finally:
+        m.set_generation_precision("auto")
+    assert m.fingerprint == base
+    with pytest.raises(ValueError):
+        m.set_generation_precision("fp8")

@@ -73,7 +73,9 @@ def test_record_formats_agree(student):
 def test_masked_tokens_carry_no_loss(student):
     """Our loss (decoder, then the output layer on taught positions only) equals the
     textbook one (full logits, labels -100 on the prompt) and ignores prompt and padding."""
-    batch = collate([encode(student, r) for r in RECORDS[:3]], student.pad_id)
+    longer = {"prompt": "What is 12 + 30? Explain each step.", "response": "Add the tens, then the ones: 42."}
+    batch = collate([encode(student, r) for r in [*RECORDS[:2], longer]], student.pad_id)
+    assert (batch["attention_mask"] == 0).any()  # rows of different lengths: padding
     net = student.model
     with torch.no_grad():
         ours = taught_loss(net, batch)
@@ -81,14 +83,13 @@ def test_masked_tokens_carry_no_loss(student):
         reference = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(),
                                                       ignore_index=IGNORE, reduction="sum")
         assert torch.allclose(ours, reference, rtol=1e-4)
-        # change every untaught input token after the first answer token... no: change the
-        # padding (it is masked) and a label outside the answer (it is IGNORE): same loss
+        # whatever the padding holds, the loss is the same: it is masked out
         padded = {k: v.clone() for k, v in batch.items()}
         padded["input_ids"][batch["attention_mask"] == 0] = 7
         assert torch.allclose(taught_loss(net, padded), ours, rtol=1e-4)
         # a different answer token changes the loss: the answer is what is scored
         changed = {k: v.clone() for k, v in batch.items()}
-        row, col = (batch["labels"][0] != IGNORE).nonzero()[0]
+        col = int((batch["labels"][0] != IGNORE).nonzero()[0, 0])
         changed["labels"][0, col] = (int(batch["labels"][0, col]) + 1) % student.n_vocab
         assert not torch.allclose(taught_loss(net, changed), ours)
     n_taught = int((batch["labels"] != IGNORE).sum())
@@ -199,7 +200,9 @@ def test_gguf_export_round_trip(fresh, tmp_path):
     prompts = [fresh.apply_chat_template(q) for q in
                ["What is 12 + 30?", "Write a poem about autumn.", "How do I sort a list in Python?"]]
     p_torch = torch.softmax(torch.from_numpy(fresh.logits(prompts)), -1)
-    for dtype, tolerance in (("f16", 0.03), ("q8_0", 0.06)):
+    # measured here: f16 under 0.03, bf16 under 0.06, q8_0 up to 0.064 (llama.cpp also
+    # rounds the activations to 8 bits for q8_0 products)
+    for dtype, tolerance in (("f16", 0.03), ("bf16", 0.1), ("q8_0", 0.1)):
         path = export_gguf(fresh.model, fresh.tokenizer, tmp_path / f"m-{dtype}.gguf", dtype=dtype)
         fast = synthkit.load_model(path, n_parallel=4, n_ctx=256)
         p_gguf = torch.softmax(torch.from_numpy(fast.logits(prompts)), -1)
@@ -212,7 +215,7 @@ def test_gguf_export_round_trip(fresh, tmp_path):
     fresh.model.save_pretrained(tmp_path / "ckpt")
     fresh.tokenizer.save_pretrained(tmp_path / "ckpt")
     on_llama = synthkit.load_model(tmp_path / "ckpt", n_parallel=4, n_ctx=256)
-    assert on_llama.backend == "llama.cpp" and (tmp_path / "ckpt" / "model-q8_0.gguf").exists()
+    assert on_llama.backend == "llama.cpp" and (tmp_path / "ckpt" / "model-auto.gguf").exists()
     assert (on_llama.logits(prompts).argmax(-1) == p_torch.argmax(-1).numpy()).all()
 
 
@@ -232,8 +235,9 @@ def test_clear_errors(student, tmp_path):
     with pytest.raises(TrainingError, match="backend='torch'"):
         sft(synthkit.load_model(n_parallel=1, n_ctx=128), RECORDS, **QUIET)
     # too long: cut on the right, with a warning that says so
+    short = len(encode(student, RECORDS[0]).ids) - 3  # keeps the prompt and part of the answer
     with pytest.warns(UserWarning, match="longer than max_len"):
-        run = sft(student, RECORDS[:2], max_steps=1, batch_size=2, max_len=40, lr=1e-6, **QUIET)
+        run = sft(student, RECORDS[:2], max_steps=1, batch_size=2, max_len=short, lr=1e-6, **QUIET)
     assert run.steps == 1
     # out of memory names the fix
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))

@@ -180,8 +180,9 @@ class _Batch:
 
     def _forward(self, ids, pos):
         """Run the model on new tokens; keep the cache; return next-token logits (rows, vocab)."""
-        out = self.m.model(input_ids=ids, attention_mask=self.mask, position_ids=pos,
-                           use_cache=True, **self.m.forward_kwargs, **{self.m.cache_kwarg: self.cache})
+        with self.m.generation_autocast():
+            out = self.m.model(input_ids=ids, attention_mask=self.mask, position_ids=pos,
+                               use_cache=True, **self.m.forward_kwargs, **{self.m.cache_kwarg: self.cache})
         cache = getattr(out, "cache", None)
         self.cache = cache if cache is not None else out.past_key_values
         return out.logits[:, -1].float()
@@ -332,6 +333,29 @@ class TorchModel(Model):
         # bf16 on CUDA and fp32 on CPU give slightly different texts: separate cache keys
         return f":{self.model.device.type}:{str(self.dtype).removeprefix('torch.')}"
 
+    # --- generation precision ------------------------------------------------------------
+    # Training keeps fp32 weights (the optimizer's small updates need them); generation
+    # could still run its matrix products in bf16 under autocast. Measured for batch-32
+    # greedy decoding (benchmarks/bench_train.py --generation): on 2 cores of an AMX /
+    # AVX512-BF16 Xeon, 248 tok/s fp32, 263 bf16 autocast, 249 bf16 weights (decode steps
+    # are too small for bf16's faster products to matter); on an H200, autocast ran at
+    # 0.2x fp32 (a weight cast per step), bf16 weights at 0.94x. So generation stays as
+    # loaded (fp32 on CPU, bf16 weights on CUDA); 'bf16' autocast is there to try.
+
+    generation_precision = "fp32"
+
+    def set_generation_precision(self, precision: str) -> None:
+        """'bf16' (autocast over fp32 weights) or 'fp32'/'auto' (as loaded). Texts differ
+        slightly between the two, so each has its own cache keys."""
+        if precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision={precision!r}: choose 'auto', 'bf16' or 'fp32'")
+        self.generation_precision = "fp32" if precision == "auto" else precision
+
+    def generation_autocast(self):
+        if self.generation_precision == "bf16" and self.dtype == torch.float32:
+            return torch.autocast(self.model.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     # --- the cache follows the weights -------------------------------------------------
     # The file fingerprint says which weights were loaded; training changes them in
     # memory. Every in-place change to a tensor (an optimizer step, load_state_dict)
@@ -344,9 +368,10 @@ class TorchModel(Model):
         return tuple((id(p), p._version, p.data_ptr()) for p in self.model.parameters())
 
     def _weights_tag(self) -> str:
+        tag = ":autocast-bf16" if self.generation_precision == "bf16" and self.dtype == torch.float32 else ""
         if self._weights_state() == self._loaded_state:
-            return ""
-        return f":w{self.weights_digest()}"
+            return tag
+        return f"{tag}:w{self.weights_digest()}"
 
     def weights_digest(self) -> str:
         """A content hash of the current weights (names, shapes, dtypes and values)."""

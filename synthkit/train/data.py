@@ -42,6 +42,7 @@ class DataError(SynthkitError, ValueError):
 class Example:
     ids: list[int]
     taught: list[bool]  # True where the token is part of an answer (carries loss)
+    empty: bool = False  # every answer is blank: it would only teach the model to say nothing
 
     @property
     def n_taught(self) -> int:
@@ -100,27 +101,32 @@ def _segments(model, conv) -> list[tuple[str, bool]]:
 
 def encode(model, record: dict, number: int = 0) -> Example:
     """Token ids and the taught-mask for one record (no truncation here)."""
-    ids, taught = [], []
+    ids, taught, said = [], [], ""
     for k, (text, is_answer) in enumerate(_segments(model, to_messages(record, number))):
         piece = model.prompt_ids(text) if k == 0 else model.tokenize(text)
         ids += piece
         taught += [is_answer] * len(piece)
-    return Example(ids, taught)
+        if is_answer:
+            said += text.replace(model.eos_token, "") if model.eos_token else text
+    return Example(ids, taught, empty=not said.strip())
 
 
 def encode_all(model, records, max_len: int) -> list[Example]:
     """Encode every record; truncate long ones on the right, with one warning.
 
     We truncate rather than refuse: a few long answers should not stop a run. An example
-    whose prompt alone fills `max_len` teaches nothing and is dropped; if nothing is left
-    to teach, that is an error, not a silent no-op.
+    whose prompt alone fills `max_len` teaches nothing and is dropped, and so is one whose
+    answer is blank; if nothing is left to teach, that is an error, not a silent no-op.
     """
     records = list(records)
     if not records:
         raise DataError("no training records were given; pass a non-empty list (or JSONL file)")
-    examples, cut, dropped = [], 0, 0
+    examples, cut, dropped, blank = [], 0, 0, 0
     for i, r in enumerate(records):
         ex = encode(model, r, i)
+        if ex.empty:
+            blank += 1
+            continue
         if len(ex.ids) > max_len:
             cut += 1
             ex = Example(ex.ids[:max_len], ex.taught[:max_len])
@@ -133,6 +139,9 @@ def encode_all(model, records, max_len: int) -> list[Example]:
         warnings.warn(f"{cut} of {len(records)} examples were longer than max_len={max_len} tokens "
                       f"and were cut on the right ({dropped} lost every answer token and were "
                       f"dropped); raise max_len to keep them whole", stacklevel=3)
+    if blank and examples:
+        warnings.warn(f"{blank} of {len(records)} records have an empty answer and were skipped",
+                      stacklevel=3)
     if not examples:
         raise DataError(f"none of the {len(records)} records has an answer token to learn from "
                         f"(empty responses, or prompts that fill max_len={max_len}); check the "

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import ModelLoadError
 
-DTYPES = ("f16", "q8_0")
+DTYPES = ("auto", "f32", "f16", "bf16", "q8_0")
 
 
 def _permute_qk(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -92,8 +92,10 @@ def _rope_theta(config) -> float:
 def export_gguf(model, tokenizer, path, *, dtype: str = "q8_0", template=None, name: str = "synthkit") -> Path:
     """Write a transformers Llama-family causal LM (e.g. SmolLM2) to a GGUF file.
 
-    dtype: "f16" (exact to f16 rounding) or "q8_0" (half the size again; llama.cpp's
-    fast CPU format). The file appears whole or not at all."""
+    dtype: "f32" (exact), "f16"/"bf16" (rounded to 16 bits), "q8_0" (8-bit blocks), or
+    "auto": the format llama.cpp's CPU kernels run fastest here (bf16 with AVX512-BF16,
+    else q8_0). The weights are written in f32, then llama.cpp's own quantizer converts
+    them. The file appears whole or not at all."""
     import gguf
 
     if dtype not in DTYPES:
@@ -105,11 +107,11 @@ def export_gguf(model, tokenizer, path, *, dtype: str = "q8_0", template=None, n
     reader = _tokenizer_template(tokenizer, template)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    f16 = path.with_name(f".{path.name}.f16.tmp{os.getpid()}")
+    f32 = path.with_name(f".{path.name}.f32.tmp{os.getpid()}")
     n_head, n_kv = config.num_attention_heads, getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_head
 
-    w = gguf.GGUFWriter(str(f16), "llama")
+    w = gguf.GGUFWriter(str(f32), "llama")
     w.add_name(name)
     w.add_context_length(config.max_position_embeddings)
     w.add_embedding_length(config.hidden_size)
@@ -121,7 +123,7 @@ def export_gguf(model, tokenizer, path, *, dtype: str = "q8_0", template=None, n
     w.add_layer_norm_rms_eps(config.rms_norm_eps)
     w.add_rope_freq_base(_rope_theta(config))
     w.add_vocab_size(config.vocab_size)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
     for field in reader.fields.values():  # the tokenizer, chat template included
         if field.name.startswith("tokenizer."):
             sub = field.types[1] if len(field.types) > 1 else None
@@ -141,38 +143,40 @@ def export_gguf(model, tokenizer, path, *, dtype: str = "q8_0", template=None, n
             data = _permute_qk(data, n_head)
         elif target.endswith("attn_k.weight"):
             data = _permute_qk(data, n_kv)
-        w.add_tensor(target, data.astype(np.float32 if data.ndim == 1 else np.float16))
+        w.add_tensor(target, np.ascontiguousarray(data, dtype=np.float32))
     try:
         w.write_header_to_file()
         w.write_kv_data_to_file()
         w.write_tensors_to_file()
     finally:
         w.close()
-    if dtype == "f16":
-        os.replace(f16, path)
+    if dtype == "f32":
+        os.replace(f32, path)
     else:
-        _quantize(f16, path)
+        _quantize(f32, path, dtype)
     return path
 
 
-def _quantize(src: Path, dst: Path) -> None:
-    """f16 GGUF -> Q8_0 GGUF with llama.cpp's own quantizer."""
+def _quantize(src: Path, dst: Path, dtype: str) -> None:
+    """f32 GGUF -> f16 / bf16 / Q8_0 GGUF with llama.cpp's own quantizer."""
     import llama_cpp as L
 
+    from ..models.llamacpp import best_format
+    fmt = best_format(L) if dtype == "auto" else dtype
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     params = L.llama_model_quantize_default_params()
-    params.ftype = L.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.ftype = getattr(L, f"LLAMA_FTYPE_MOSTLY_{fmt.upper()}")
     params.nthread = os.cpu_count() or 1
     try:
         if L.llama_model_quantize(str(src).encode(), str(tmp).encode(), params) != 0:
-            raise ModelLoadError(f"llama.cpp could not quantize {src} to Q8_0; export dtype='f16' instead")
+            raise ModelLoadError(f"llama.cpp could not convert {src} to {fmt}; export dtype='f32' instead")
         os.replace(tmp, dst)
     finally:
         src.unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
 
 
-def to_llamacpp(student, dtype: str = "q8_0", **load_kwargs):
+def to_llamacpp(student, dtype: str = "auto", **load_kwargs):
     """The student's current weights on the llama.cpp backend, for fast batched sampling.
 
     The GGUF goes to the synthkit cache, named by a digest of the weights, so exporting
@@ -190,7 +194,7 @@ def to_llamacpp(student, dtype: str = "q8_0", **load_kwargs):
     return fast
 
 
-def gguf_for_checkpoint(folder, dtype: str = "q8_0") -> Path:
+def gguf_for_checkpoint(folder, dtype: str = "auto") -> Path:
     """The GGUF of an HF checkpoint folder, exported on first use and kept beside it
     (re-exported if the weights are newer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer

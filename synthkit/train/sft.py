@@ -166,6 +166,8 @@ def sft(student, records, *, epochs: float = 1, max_steps: int | None = None, ba
                 loss, tokens, taught = _train_step(net, batches, prec, device)
                 torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
                 optimizer.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # so the step's time is its own
             except Exception as e:
                 if is_out_of_memory(e):
                     raise out_of_memory_error(batch_size, max_len, grad_accum, str(device)) from None
