@@ -67,8 +67,11 @@ def _free_port() -> int:
 
 
 def test_start_serves_jupyterlab_headless(tmp_path):
+    """It serves the course, saves widget state with notebooks by default (so a reopened lab
+    shows its quiz and progress bars) and remembers the course for `synthkit progress`."""
     port = _free_port()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"), "SYNTHKIT_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([sys.executable, "-m", "synthkit.cli", "start", "--no-browser", "--port", str(port),
                              "--IdentityProvider.token=", "--ServerApp.ip=127.0.0.1"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -83,33 +86,63 @@ def test_start_serves_jupyterlab_headless(tmp_path):
                 time.sleep(0.5)
         assert status == 200, "JupyterLab did not answer within 90 s"
         assert any(item["name"] == "00_welcome.ipynb" for item in listing["content"])
+        plugin = "@jupyter-widgets/jupyterlab-manager:plugin"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab/api/settings/{plugin}", timeout=10) as r:
+            settings = json.load(r)
+        assert settings["schema"]["properties"]["saveState"]["default"] is True
+        assert json.loads((tmp_path / "home" / "course.json").read_text())["root"] == str(ROOT)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def test_magpie_command_makes_a_dataset_with_provenance(tmp_path):
+def test_magpie_n_means_records_in_the_file(tmp_path):
+    """--n 3 writes 3 records even when short answers (--max-tokens 200) lose most of them:
+    it draws more instructions in rounds and says why the rest were rejected."""
     out_file = tmp_path / "magpie.jsonl"
-    out = synthkit("magpie", "--n", "6", "--out", str(out_file), "--seed", "1")
+    args = ("magpie", "--n", "3", "--max-tokens", "200", "--out", str(out_file), "--seed", "1")
+    out = synthkit(*args, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
     kept = read_jsonl(out_file)
     rejected = read_jsonl(tmp_path / "magpie.rejected.jsonl")
-    assert len(kept) + len(rejected) == 6
+    assert len(kept) == 3
+    assert len({r["instruction"] for r in kept}) == 3  # later rounds are new draws, not cache replays
     for r in kept:
-        assert r["instruction"] and r["output"]
+        assert r["instruction"] and r["output"] and r["response_finish_reason"] != "length"
         p = r["provenance"]
         assert p["technique"] == "magpie" and p["license"] == "Apache-2.0" and "temperature" in p["params"]
+        assert r["response_provenance"]["params"]["max_tokens"] == 200
     assert all(r["reason"] for r in rejected)
-    again = synthkit("magpie", "--n", "6", "--out", str(out_file), "--seed", "1")
+    drawn = len(kept) + sum(not r["reason"].startswith("surplus") for r in rejected)
+    assert f"made 3 of 3 records from {drawn} instructions" in out.stdout
+    if rejected:
+        assert "rejected: " in out.stdout
+    again = synthkit(*args, timeout=900)
     assert read_jsonl(out_file) == kept  # a re-run replays the cache: same dataset
 
 
-def test_self_instruct_command(tmp_path):
+def test_magpie_stops_at_the_cap_and_says_why(tmp_path):
+    out_file = tmp_path / "capped.jsonl"
+    out = synthkit("magpie", "--n", "3", "--max-tokens", "1", "--max-candidates", "5",
+                   "--out", str(out_file), "--no-cache")
+    assert out.returncode == 1  # fewer records than asked for
+    assert read_jsonl(out_file) == []
+    rejected = read_jsonl(tmp_path / "capped.rejected.jsonl")
+    assert len(rejected) == 5  # exactly the cap was drawn
+    assert "made 0 of 3 records from 5 instructions" in out.stdout and "--max-candidates" in out.stdout
+    assert "response incomplete (hit max_tokens)" in out.stdout
+    bad = synthkit("magpie", "--n", "0", "--out", str(out_file))
+    assert bad.returncode == 2 and "--n must be at least 1" in bad.stderr
+
+
+def test_self_instruct_command_writes_n_records(tmp_path):
     out_file = tmp_path / "si.jsonl"
-    out = synthkit("self-instruct", "--n", "4", "--out", str(out_file))
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = synthkit("self-instruct", "--n", "2", "--max-tokens", "192", "--out", str(out_file), timeout=900)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     kept = read_jsonl(out_file)
-    assert len(kept) <= 4 and all(r["provenance"]["technique"] == "self-instruct" for r in kept)
+    assert len(kept) == 2 and all(r["provenance"]["technique"] == "self-instruct" for r in kept)
+    assert all(r["response_provenance"]["params"]["max_tokens"] == 192 for r in kept)
+    assert "made 2 of 2 records" in out.stdout
 
 
 def test_corrupt_jsonl_names_the_line(tmp_path):
