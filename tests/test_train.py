@@ -120,6 +120,17 @@ def test_loss_falls_on_a_tiny_set(fresh):
     assert "42" in g.text
 
 
+def test_lora_trains_and_merges(fresh):
+    pytest.importorskip("peft")
+    before = fresh.model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    run = sft(fresh, RECORDS[:4], max_steps=3, batch_size=4, lora=True, lr=1e-3, **QUIET)
+    assert run.lora and run.losses[-1] < run.losses[0]
+    q = fresh.model.model.layers[0].self_attn.q_proj
+    assert type(q) is torch.nn.Linear  # adapters folded in: a plain model again
+    assert not torch.equal(q.weight, before)
+    assert all(p.requires_grad for p in fresh.model.parameters())
+
+
 def test_eval_hook(fresh):
     seen = []
     run = sft(fresh, RECORDS, max_steps=3, batch_size=2, eval_every=2,

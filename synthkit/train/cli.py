@@ -37,7 +37,7 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=int)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--lr", type=float, help="peak learning rate (default 5e-5 full, 2e-4 LoRA)")
+    p.add_argument("--lr", type=float, help="peak learning rate (default 5e-5 full, 1e-3 LoRA)")
     p.add_argument("--max-len", type=int, default=256, help="longer examples are cut (with a warning)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (peft), merged at the end")
