@@ -117,8 +117,8 @@ def sample_answers(model, tasks: list[dict], k: int, sampling: Sampling = SAMPLI
     the result is always the plain prompt, the one a training record should carry.
 
     Returns one candidate per attempt, problem-major: {"task_id", "sample", "prompt",
-    "reply", "answer" (what a vote counts), "correct", "reason", "in_form",
-    "finish_reason", "tokens", "provenance"}. Generations are cached, so a second call
+    "reply", "answer" (what a vote counts), "correct", "reason", "in_form", "last_number"
+    (the lenient reading; None for code), "finish_reason", "tokens", "provenance"}. Generations are cached, so a second call
     with the same arguments costs nothing.
     """
     if not isinstance(k, int) or k < 1:
@@ -140,6 +140,7 @@ def sample_answers(model, tasks: list[dict], k: int, sampling: Sampling = SAMPLI
                         "reason": verdict.reason,
                         "in_form": (verify.extract_code(g.text) is not None if task.get("kind") == "code"
                                     else verify.answer_form(g.text)),
+                        "last_number": None if task.get("kind") == "code" else verify.last_number(g.text),
                         "finish_reason": g.finish_reason, "tokens": g.completion_tokens,
                         "provenance": provenance(g, TECHNIQUE, getattr(model, "license", None),
                                                  task_id=task["id"], k=k, shots=shots)})
@@ -343,11 +344,17 @@ def evaluate(model, tasks: list[dict], *, sampling: Sampling = GREEDY, seed: int
 # Diversity of a set of attempts
 # ---------------------------------------------------------------------------------------
 
+def _lenient(candidate: dict) -> str | None:
+    return candidate.get("last_number") or candidate.get("answer")
+
+
 def attempt_diversity(candidates: list[dict]) -> dict:
     """How varied the attempts at each problem are, averaged over problems.
 
     distinct_replies: share of a problem's attempts whose text is not a copy of another;
-    distinct_answers: different final answers per problem; distinct_2: distinct word
+    distinct_answers: different answers per problem, read leniently (the last number in
+    the reply, whatever its form, so a model that ignores the 'Answer:' line is not
+    counted as having no answers; for code, the code itself); distinct_2: distinct word
     bigrams over all attempts (`metrics.distinct_n`); mean_words: attempt length. A model
     collapsing onto one way of answering shows up first in the first two.
     """
@@ -360,7 +367,7 @@ def attempt_diversity(candidates: list[dict]) -> dict:
     return {
         "attempts": len(candidates),
         "distinct_replies": sum(len({c["reply"].strip() for c in g}) / len(g) for g in groups) / len(groups),
-        "distinct_answers": sum(len({c["answer"] for c in g if c["answer"] is not None}) for g in groups) / len(groups),
+        "distinct_answers": sum(len({a for a in map(_lenient, g) if a is not None}) for g in groups) / len(groups),
         "distinct_2": distinct_n(replies, 2),
         "mean_words": sum(len(r.split()) for r in replies) / len(replies),
     }
