@@ -357,8 +357,9 @@ essay1 = EssayExercise(
           self-judge accepts almost everything, so it rejects few right answers but keeps many wrong ones.
         - A form requirement is a bias too: it keeps the model's favourite phrasing and drops others;
           training on the kept set then pushes the model further toward that phrasing.
-        - After training, the model's samples are shorter and more alike (fewer distinct replies and
-          answers per problem): the variety that made pass@k higher than greedy accuracy shrinks.
+        - Variety: compare distinct replies and answers per problem, and reply length, before and after
+          training; a drop means the variety that made pass@k higher than greedy accuracy is shrinking
+          (on a small run, check whether the change is larger than the noise).
         - A pipeline: verify only what matters (the final value, or unit tests for code), parse answers
           leniently and check the parse, keep several distinct right solutions per problem, cap how many
           come from easy problems, mix in human-written solutions, and track per round: accuracy with
