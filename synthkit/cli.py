@@ -5,6 +5,8 @@
     synthkit bench             one-at-a-time vs batched tokens/s (--contended: shared cores)
     synthkit cache             show or clear the generation cache
     synthkit assign|run|grade|progress   course machinery (instructors and students)
+    synthkit magpie|self-instruct|rejection-sample   make a dataset
+    synthkit sft               fine-tune a model on a JSONL of records (--resume)
 """
 from __future__ import annotations
 
