@@ -313,6 +313,8 @@ ex2 = CodingExercise(
         "phrase in POLICY_PHRASES. Return `\"\\n\".join(kept)`.",
     ],
     solution='''
+        from synthkit import filters
+
         END_MARKS = (".", "?", "!", '"')
         POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
                           "use of cookies", "use cookies")
