@@ -225,11 +225,12 @@ ex2 = CodingExercise(
         "Draw k of the n attempts without putting any back. pass@k fails only when all k come from the "
         "n - c wrong ones, so pass@k = 1 - C(n-c, k) / C(n, k). When n - c < k, every draw holds a right "
         "one: the answer is 1.0.",
-        "C(n-c, k) / C(n, k) is a product of k fractions: (n-c)/n · (n-c-1)/(n-1) · … , that is "
-        "the product of (1 - k/i) for i from n-c+1 to n. Multiply those floats (numpy.prod over "
-        "numpy.arange works) and no number ever gets large.",
-        "import numpy as np; if n - c < k: return 1.0; "
-        "return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))",
+        "Factorials of n = 200,000 overflow a float, so never form C(n, k) itself. The ratio "
+        "C(n-c, k) / C(n, k) is a product of k fractions (n-c-i)/(n-i) for i = 0 … k-1, each "
+        "between 0 and 1: multiply those, and no number ever gets large.",
+        "Cancelling the same factorials the other way gives a product of c fractions instead: "
+        "the product of (1 - k/i) for i from n-c+1 to n. With numpy that is one np.prod over an "
+        "np.arange of those i; remember the early return for n - c < k.",
     ],
     solution='''
         import numpy as np
