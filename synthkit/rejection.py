@@ -305,11 +305,10 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
         raise ValueError("an interval needs at least one trial (n >= 1)")
     if not 0 <= successes <= n:
         raise ValueError(f"successes must be between 0 and n={n}; got {successes}")
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from statistics import NormalDist
+
+    from .metrics import share_interval  # the one Wilson interval in the library
+    return share_interval(successes, n, confidence=2 * NormalDist().cdf(z) - 1)
 
 
 def evaluate(model, tasks: list[dict], *, sampling: Sampling = GREEDY, seed: int = 0, shots: bool = False,
