@@ -1,0 +1,376 @@
+"""Knowledge distillation: the loss, and the loop that trains a student on a teacher.
+
+A teacher's next-token *distribution* says more than its chosen token: after "The
+capital of France is", a good teacher puts most of its mass on " Paris" but also ranks
+" the" above " banana". Hinton et al. (2015) train the student to match the whole
+distribution, softened by a temperature T so that the small probabilities (the "dark
+knowledge") are visible to the loss:
+
+    loss = T² · KL( softmax(z_teacher / T) || softmax(z_student / T) )
+
+summed over the vocabulary and averaged over positions. Why T²: the gradient of the
+softened KL with respect to the student's logits is (q - p) / T, and q - p itself shrinks
+like 1/T as both distributions flatten, so the gradient falls like 1/T². Multiplying by
+T² keeps its size roughly independent of T, so changing T does not silently change the
+learning rate, and a hard-target term mixed in keeps its relative weight.
+
+Storing the teacher's full distribution for every training token would cost 49,152
+numbers per token, so the course keeps the teacher's top k log-probabilities (see
+`synthkit.distill.teacher_targets`) and renormalises them over the kept k: the loss is
+then the KL from that truncated teacher to the student, with the student's own
+probabilities taken over the full vocabulary (so mass the student puts outside the
+teacher's top k is pushed back in).
+
+Three ways to use the teacher, compared in lab 06 at the same token budget:
+- "hard": cross-entropy on the teacher's own answers (sequence-level distillation: SFT
+  on teacher text, which is what most people mean by distillation);
+- "soft": the KD loss above on the same positions;
+- "both": alpha · hard + (1 - alpha) · soft.
+
+The loop is `sft`'s (same batches, precision, schedule, checkpoints and resume; see
+`synthkit.train.sft`), with the teacher's targets carried alongside each example.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import IGNORE, Example, collate, plan_batches
+from .loop import (TrainingError, _parts, check_settings, find_checkpoint, is_out_of_memory, load_state,
+                   load_weights, out_of_memory_error, pick_precision, save_checkpoint, seed_everything,
+                   set_rng_state, warmup_cosine)
+from .sft import (SUMMARY_FILE, SFTResult, _check_same_run, _digest, _evaluate, _finished, _save_final,
+                  _state)
+
+MODES = ("hard", "soft", "both")
+DEFAULT_TEMPERATURE = 2.0
+DEFAULT_ALPHA = 0.5  # weight of the hard term in mode "both"
+DEFAULT_LR = 3e-4  # measured for a 6-layer student copied from the 30-layer teacher (see lab 06)
+
+
+# --- the losses -------------------------------------------------------------------------
+
+def _check_temperature(temperature) -> float:
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or temperature <= 0:
+        raise TrainingError(f"temperature must be a positive number (1 = the model's own "
+                            f"distribution, 2-4 = softer); got {temperature!r}")
+    return float(temperature)
+
+
+def _kl_rows(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) for each row, summed over the last axis; terms with p = 0 count 0
+    (a teacher entry at -inf would otherwise give 0 · inf = nan)."""
+    p = log_p.exp()
+    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)
+
+
+def _reduce(per_row: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_row.mean()
+    if reduction == "sum":
+        return per_row.sum()
+    if reduction == "none":
+        return per_row
+    raise ValueError(f"reduction={reduction!r}: choose 'mean', 'sum' or 'none'")
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+            temperature: float = DEFAULT_TEMPERATURE, reduction: str = "mean") -> torch.Tensor:
+    """T² · KL(softmax(teacher/T) || softmax(student/T)), one value per row (position),
+    summed over the vocabulary (last axis), then averaged over rows ("mean"), summed
+    ("sum") or returned per row ("none"). Computed in fp32 whatever the inputs are."""
+    t = _check_temperature(temperature)
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} must have the same shape")
+    log_p = F.log_softmax(teacher_logits.float() / t, dim=-1)
+    log_q = F.log_softmax(student_logits.float() / t, dim=-1)
+    return t * t * _reduce(_kl_rows(log_p, log_q), reduction)
+
+
+def top_k_log_probs(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The k most likely tokens of each row, best first: (ids, log-probabilities under the
+    full distribution). exp(logsumexp) of the returned log-probs is the mass they keep."""
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= logits.shape[-1]:
+        raise ValueError(f"k must be a whole number from 1 to the vocabulary size "
+                         f"({logits.shape[-1]}); got {k!r}")
+    logp = F.log_softmax(logits.float(), dim=-1)
+    values, ids = logp.topk(k, dim=-1)
+    return ids, values
+
+
+def renormalise(logprobs: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the kept tokens renormalised over the kept tokens only
+    (their probabilities then sum to 1): subtract their log-sum-exp."""
+    return logprobs - torch.logsumexp(logprobs, dim=-1, keepdim=True)
+
+
+def sparse_kd_loss(student_logits: torch.Tensor, teacher_ids: torch.Tensor, teacher_logprobs: torch.Tensor,
+                   temperature: float = DEFAULT_TEMPERATURE, reduction: str = "mean") -> torch.Tensor:
+    """`kd_loss` against a teacher known only by its top-k: ids (rows, k) and their
+    log-probabilities (rows, k) under the teacher's full distribution (or any shift of
+    them: llama.cpp's top-k log-probs work as they are).
+
+    The teacher side is the softened distribution renormalised over the kept k:
+    softmax(logprobs / T) (dividing log-probs by T and renormalising is the same as
+    dividing logits by T, since log-probs are logits minus a per-row constant). The
+    student side is its full-vocabulary log-softmax at T, read at the teacher's ids.
+    With k = the vocabulary this is exactly `kd_loss`."""
+    t = _check_temperature(temperature)
+    if teacher_ids.shape != teacher_logprobs.shape or teacher_ids.shape[:-1] != student_logits.shape[:-1]:
+        raise ValueError(f"teacher ids {tuple(teacher_ids.shape)} and log-probs {tuple(teacher_logprobs.shape)} "
+                         f"must both be (rows, k) with the student's rows {tuple(student_logits.shape[:-1])}")
+    log_p = F.log_softmax(teacher_logprobs.float() / t, dim=-1)
+    log_q = F.log_softmax(student_logits.float() / t, dim=-1).gather(-1, teacher_ids.long())
+    return t * t * _reduce(_kl_rows(log_p, log_q), reduction)
+
+
+# --- the teacher's targets, aligned with the training examples ---------------------------
+
+@dataclass
+class Targets:
+    """Training examples (prompt + teacher answer, with the taught mask) and, for every
+    taught position of each, the teacher's top-k next-token ids and log-probabilities.
+
+    Row j of ids[i] / logprobs[i] belongs to the j-th position of example i whose label is
+    taught (in order), which is exactly the order `collate` + `labels != IGNORE` picks the
+    student's logits in."""
+
+    examples: list[Example]
+    ids: list[np.ndarray]  # (taught positions, k) int32 per example
+    logprobs: list[np.ndarray]  # (taught positions, k) float32 per example
+    k: int
+    teacher: str = ""  # the teacher's fingerprint
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def subset(self, index) -> "Targets":
+        index = list(index)
+        return Targets([self.examples[i] for i in index], [self.ids[i] for i in index],
+                       [self.logprobs[i] for i in index], self.k, self.teacher)
+
+    def mass(self) -> np.ndarray:
+        """Probability mass the kept k tokens hold at each taught position (1.0 = all)."""
+        rows = np.concatenate(self.logprobs).astype(np.float64)
+        top = rows.max(-1, keepdims=True)
+        return np.exp(top[:, 0] + np.log(np.exp(rows - top).sum(-1)))
+
+    @property
+    def taught_tokens(self) -> int:
+        return int(sum(len(i) for i in self.ids))
+
+    def batch(self, index: list[int], pad_id: int) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        b = collate([self.examples[i] for i in index], pad_id)
+        ids = torch.from_numpy(np.concatenate([self.ids[i] for i in index]))
+        lps = torch.from_numpy(np.concatenate([self.logprobs[i] for i in index]))
+        n = int((b["labels"] != IGNORE).sum())
+        if n != len(ids):
+            raise TrainingError(f"the teacher targets do not line up with the examples ({len(ids)} target "
+                                f"rows for {n} taught tokens); recompute them with distill.teacher_targets")
+        return b, ids, lps
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+@dataclass
+class KDResult(SFTResult):
+    """What a distillation run did: SFTResult's fields (losses = the loss that was trained),
+    plus, every step, the hard loss (cross-entropy on the teacher's tokens) and the KL to
+    the teacher at T = 1 on that step's batch, whatever the mode, so arms compare."""
+
+    mode: str = "soft"
+    temperature: float = DEFAULT_TEMPERATURE
+    alpha: float = DEFAULT_ALPHA
+    top_k: int = 0
+    hard_losses: list[float] = field(default_factory=list)
+    kls: list[float] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        kl = f"KL to teacher {self.kls[0]:.3f} -> {self.kls[-1]:.3f}" if self.kls else "no steps"
+        return (f"KD ({self.mode}, T={self.temperature:g}) {self.steps}/{self.total_steps} steps on "
+                f"{self.examples} examples ({self.precision}, {self.device}): {kl}; "
+                f"{self.seconds_per_step:.2f} s/step, {self.tokens_per_s:.0f} tokens/s")
+
+
+def train_student(student, targets: Targets, *, mode: str = "soft", temperature: float = DEFAULT_TEMPERATURE,
+                  alpha: float = DEFAULT_ALPHA, epochs: float = 1, max_steps: int | None = None,
+                  batch_size: int = 8, grad_accum: int = 1, lr: float = DEFAULT_LR, warmup: float = 0.1,
+                  seed: int = 0, weight_decay: float = 0.0, max_grad_norm: float = 1.0,
+                  precision: str | None = None, eval_fn=None, eval_every: int | None = None,
+                  out_dir=None, save_every: int | None = None, resume: bool = False,
+                  progress: bool = True) -> KDResult:
+    """Train `student` (a torch-backend model sharing the teacher's tokenizer) on the
+    teacher's `targets`, in place. mode: "hard", "soft" or "both" (see the module notes);
+    every mode sees the same batches, so arms trained for the same steps saw the same
+    tokens. The other arguments are `sft`'s, with the same meaning."""
+    from pathlib import Path
+
+    t_start = time.perf_counter()
+    model = getattr(student, "model", None)
+    if getattr(student, "backend", None) != "torch" or not isinstance(model, torch.nn.Module):
+        raise TrainingError("train_student trains a torch-backend model: student = "
+                            "synthkit.distill.make_student(teacher, 'layers:6') or load_model(path, backend='torch')")
+    if mode not in MODES:
+        raise TrainingError(f"mode={mode!r}: choose 'hard' (the teacher's tokens), 'soft' (its "
+                            f"distribution) or 'both'")
+    temperature = _check_temperature(temperature)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise TrainingError(f"alpha (the hard loss's weight in mode 'both') must be in [0, 1]; got {alpha!r}")
+    if not isinstance(targets, Targets) or not len(targets):
+        raise TrainingError("targets must be a non-empty synthkit.train.kd.Targets "
+                            "(make one with synthkit.distill.teacher_targets)")
+    if student.n_vocab < max(int(i.max()) for i in targets.ids if len(i)) + 1:
+        raise TrainingError(f"the student's vocabulary ({student.n_vocab}) is smaller than the teacher's: "
+                            f"distillation needs a student with the teacher's tokenizer")
+    check_settings(lr=lr, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
+                   max_len=max(2, max(len(e.ids) for e in targets.examples)), warmup=warmup,
+                   n_ctx=student.n_ctx)
+    if (resume or save_every) and out_dir is None:
+        raise TrainingError("resume and save_every need out_dir=, the folder checkpoints go to")
+
+    lengths = [len(e.ids) for e in targets.examples]
+    per_epoch = math.ceil(len(lengths) / batch_size)
+    if max_steps is not None:
+        total_steps = max_steps
+        plan = plan_batches(lengths, batch_size, math.ceil(max_steps * grad_accum / per_epoch), seed)
+    else:
+        total_steps = max(1, math.ceil(epochs * per_epoch / grad_accum))
+        plan = plan_batches(lengths, batch_size, math.ceil(epochs), seed)
+    warmup_steps = int(warmup) if isinstance(warmup, int) or warmup >= 1 else round(warmup * total_steps)
+    settings = dict(examples=_digest([e.ids for e in targets.examples] + [e.taught for e in targets.examples]),
+                    teacher=targets.teacher, k=targets.k, mode=mode, temperature=temperature,
+                    alpha=alpha if mode == "both" else None, batch_size=batch_size, grad_accum=grad_accum,
+                    total_steps=total_steps, lr=lr, warmup_steps=warmup_steps, seed=seed,
+                    weight_decay=weight_decay, lora=False)
+
+    device = model.device
+    prec = pick_precision(device, precision)
+    result = KDResult(total_steps=total_steps, examples=len(targets), precision=prec.name, device=str(device),
+                      mode=mode, temperature=temperature, alpha=alpha, top_k=targets.k)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if resume and _finished(out_dir, settings, student, result):
+        summary = json.loads((out_dir / SUMMARY_FILE).read_text())
+        result.hard_losses, result.kls = summary.get("hard_losses", []), summary.get("kls", [])
+        result.seconds = time.perf_counter() - t_start
+        return result
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        student.model = model = model.float()  # fp32 master weights, bf16 by autocast
+        student.dtype = torch.float32
+    seed_everything(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    scheduler = warmup_cosine(optimizer, warmup_steps, total_steps)
+    if resume and (ckpt := find_checkpoint(out_dir)) is not None:
+        _restore_kd(ckpt, settings, model, optimizer, scheduler, result)
+    if save_every is None and out_dir is not None:
+        save_every = 50
+
+    bar = _bar(total_steps, result.steps, progress, mode)
+    model.train()
+    try:
+        for step in range(result.steps, total_steps):
+            t0 = time.perf_counter()
+            micro = plan[step * grad_accum:(step + 1) * grad_accum]
+            try:
+                loss, hard, kl, tokens = _kd_step(model, [targets.batch(mb, student.pad_id) for mb in micro],
+                                                  prec, device, mode, temperature, alpha)
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+                optimizer.step()
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+            except Exception as e:
+                if is_out_of_memory(e):
+                    raise out_of_memory_error(batch_size, max(lengths), grad_accum, str(device)) from None
+                raise
+            result.lrs.append(scheduler.get_last_lr()[0])
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.losses.append(loss)
+            result.hard_losses.append(hard)
+            result.kls.append(kl)
+            result.steps, result.tokens = step + 1, result.tokens + tokens
+            result.taught_tokens += sum(len(targets.ids[i]) for mb in micro for i in mb)
+            result.step_seconds.append(time.perf_counter() - t0)
+            result.train_seconds += result.step_seconds[-1]
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"loss {loss:.3f}, KL {kl:.3f}, {result.tokens_per_s:.0f} tok/s", refresh=False)
+            done = result.steps == total_steps
+            if eval_fn is not None and (done or (eval_every and result.steps % eval_every == 0)):
+                _evaluate(eval_fn, student, model, result)
+            if out_dir is not None and not done and result.steps % save_every == 0:
+                save_checkpoint(out_dir / "checkpoint", model, student.tokenizer,
+                                _state(settings, optimizer, scheduler, result))
+    finally:
+        if bar is not None:
+            bar.close()
+        model.eval()
+    if out_dir is not None:
+        result.checkpoint = str(_save_final(out_dir, student, settings, result))
+    result.seconds = time.perf_counter() - t_start
+    if progress:
+        print(result)
+    return result
+
+
+def _kd_step(model, batches, prec, device, mode: str, temperature: float, alpha: float):
+    """Forward and backward over one optimizer step's micro-batches; returns (trained loss,
+    hard loss, KL at T=1, real tokens), each loss per taught token of the whole step."""
+    taught = sum(len(ids) for _, ids, _ in batches)
+    total = hard_total = kl_total = 0.0
+    tokens = 0
+    decoder, head = _parts(model)
+    for b, ids, lps in batches:
+        b = {k: v.to(device) for k, v in b.items()}
+        ids, lps = ids.to(device), lps.to(device)
+        with prec.autocast():
+            hidden = decoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                             use_cache=False).last_hidden_state
+            where = b["labels"] != IGNORE
+            logits = head(hidden[where]).float()
+        hard = F.cross_entropy(logits, b["labels"][where], reduction="sum")
+        soft = sparse_kd_loss(logits, ids, lps, temperature, reduction="sum") if mode != "hard" else None
+        loss = hard if mode == "hard" else soft if mode == "soft" else alpha * hard + (1 - alpha) * soft
+        (loss / taught).backward()
+        with torch.no_grad():
+            kl1 = soft if (soft is not None and temperature == 1.0) else \
+                sparse_kd_loss(logits.detach(), ids, lps, 1.0, reduction="sum")
+        total += loss.item() / taught
+        hard_total += hard.item() / taught
+        kl_total += kl1.item() / taught
+        tokens += int(b["attention_mask"].sum())
+    return total, hard_total, kl_total, tokens
+
+
+def _restore_kd(folder, settings, model, optimizer, scheduler, result: KDResult) -> None:
+    """`sft`'s resume, plus the per-step hard losses and KLs this loop also keeps."""
+    state = load_state(folder)
+    _check_same_run(settings, state.get("settings", {}), folder)
+    load_weights(folder, model, lora=False)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise TrainingError(f"the checkpoint {folder} is incomplete or corrupt ({e}); delete it "
+                            f"to start over, or resume=False") from None
+    saved = state["result"]
+    for k in ("losses", "lrs", "step_seconds", "evals", "tokens", "taught_tokens", "train_seconds",
+              "hard_losses", "kls"):
+        setattr(result, k, saved.get(k, getattr(result, k)))
+    result.steps = result.resumed_from = state["step"]
+
+
+def _bar(total: int, done: int, enabled: bool, mode: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=done, desc=f"distil ({mode})", unit="step", dynamic_ncols=True)
