@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_cache)
 
     for module in ("synthkit.grading.cli", "synthkit.techniques_cli", "synthkit.train.cli",
-                   "synthkit.rejection_cli"):
+                   "synthkit.rejection_cli", "synthkit.distill_cli"):
         try:
             __import__(module, fromlist=["register"]).register(sub)
         except ModuleNotFoundError as e:

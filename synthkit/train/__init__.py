@@ -11,7 +11,9 @@ schedule, checkpoints, errors), `sft` (the loop itself), `export` (GGUF for llam
 """
 from .data import DataError
 from .export import export_gguf, to_llamacpp
+from .kd import KDResult, kd_loss, train_student
 from .loop import TrainingError, pick_precision
 from .sft import SFTResult, sft
 
-__all__ = ["sft", "SFTResult", "to_llamacpp", "export_gguf", "pick_precision", "TrainingError", "DataError"]
+__all__ = ["sft", "SFTResult", "train_student", "KDResult", "kd_loss", "to_llamacpp", "export_gguf",
+           "pick_precision", "TrainingError", "DataError"]
