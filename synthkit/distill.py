@@ -396,22 +396,27 @@ def top_k_mass(teacher, targets: Targets, ks=(1, 8, 16, 32, 64, 128, 256), tempe
 
 def forced_scores(student, teacher, examples, *, batch_size: int = 8) -> dict:
     """Teacher-forced scores on held-out teacher answers, from one forward pass of each
-    model per batch: the exact KL(teacher || student) over the full vocabulary at T=1,
-    the student's perplexity on the teacher's text, and top-1 agreement (the share of
-    answer tokens where the student's most likely next token is the teacher's token)."""
-    kl = nll = agree = 0.0
-    n = 0
+    model per batch: the exact KL(teacher || student) over the full vocabulary at T=1
+    (per token, and per example in `kl_per_example` for intervals), the student's
+    perplexity on the teacher's text, and top-1 agreement (the share of answer tokens
+    where the student's most likely next token is the teacher's token)."""
+    per_example, total_kl, nll, agree, n = [], 0.0, 0.0, 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
-            batch = collate(examples[start:start + batch_size], teacher.pad_id)
+            chunk = examples[start:start + batch_size]
+            batch = collate(chunk, teacher.pad_id)
             t_logits, labels = _taught_logits(teacher, batch)
             s_logits, _ = _taught_logits(student, batch)
             log_p, log_q = F.log_softmax(t_logits, -1), F.log_softmax(s_logits, -1)
-            kl += float((log_p.exp() * (log_p - log_q)).sum())
+            kl = (log_p.exp() * (log_p - log_q)).sum(-1)
+            counts = [sum(e.taught[1:]) for e in chunk]
+            per_example += [float(part.mean()) for part in kl.split(counts)]
             nll += float(F.nll_loss(log_q, labels, reduction="sum"))
             agree += float((s_logits.argmax(-1) == labels).sum())
             n += len(labels)
-    return {"kl": kl / n, "ppl_teacher_text": math.exp(nll / n), "top1_agreement": agree / n, "tokens": n}
+            total_kl += float(kl.sum())
+    return {"kl": total_kl / n, "ppl_teacher_text": math.exp(nll / n), "top1_agreement": agree / n,
+            "tokens": n, "kl_per_example": per_example}
 
 
 def text_perplexity(model, texts: list[str], *, max_len: int = 128, batch_size: int = 8) -> float:
