@@ -394,12 +394,13 @@ def top_k_mass(teacher, targets: Targets, ks=(1, 8, 16, 32, 64, 128, 256), tempe
 
 # --- evaluation ----------------------------------------------------------------------------
 
-def forced_scores(student, teacher, examples, *, batch_size: int = 8) -> dict:
+def forced_scores(student, teacher, examples, *, batch_size: int = 4) -> dict:
     """Teacher-forced scores on held-out teacher answers, from one forward pass of each
     model per batch: the exact KL(teacher || student) over the full vocabulary at T=1
     (per token, and per example in `kl_per_example` for intervals), the student's
     perplexity on the teacher's text, and top-1 agreement (the share of answer tokens
     where the student's most likely next token is the teacher's token)."""
+    examples = examples.examples if isinstance(examples, Targets) else examples
     per_example, total_kl, nll, agree, n = [], 0.0, 0.0, 0.0, 0
     with torch.inference_mode():
         for start in range(0, len(examples), batch_size):
@@ -446,26 +447,27 @@ def greedy_agreement(student_ids: list[list[int]], teacher_ids: list[list[int]],
     up to n)."""
     if len(student_ids) != len(teacher_ids) or not student_ids:
         raise DistillError("pass one student and one teacher answer per prompt (and at least one)")
-    prefixes = []
+    prefixes, exact = [], []
     for s, t in zip(student_ids, teacher_ids):
         m = 0
         while m < min(n, len(s), len(t)) and s[m] == t[m]:
             m += 1
         prefixes.append(m)
-    exact = [p == min(n, len(t)) and (len(s) >= min(n, len(t))) for p, s, t in zip(prefixes, student_ids, teacher_ids)]
+        exact.append(list(s[:n]) == list(t[:n]))  # a teacher answer shorter than n must end there too
     return {f"first_{n}_match": float(np.mean(exact)), "common_prefix": float(np.mean(prefixes))}
 
 
 def decode(model, prompt_list: list[str], *, max_tokens: int = 48, batch_size: int | None = None):
     """Greedy answers to `prompt_list`, never from the cache (so the speed is real):
     (Generations, tokens per second)."""
-    old = model.batch_size
-    if batch_size is not None:
+    old = getattr(model, "batch_size", None)
+    if batch_size is not None and old is not None:
         model.batch_size = batch_size
     try:
         gens = model.chat(list(prompt_list), temperature=0.0, max_tokens=max_tokens, cache=False, progress=False)
     finally:
-        model.batch_size = old
+        if old is not None:
+            model.batch_size = old
     return gens, gens.stats.tokens_per_second
 
 
