@@ -7,13 +7,15 @@
     fast = to_llamacpp(student)          # the trained weights on llama.cpp, for fast sampling
 
 Modules: `data` (records -> taught tokens -> batches), `loop` (precision, loss,
-schedule, checkpoints, errors), `sft` (the loop itself), `export` (GGUF for llama.cpp).
+schedule, checkpoints, errors), `sft` (the loop itself), `dpo` (preference pairs), `export`
+(GGUF for llama.cpp).
 """
 from .data import DataError
+from .dpo import DPOResult, dpo, dpo_loss
 from .export import export_gguf, to_llamacpp
 from .kd import KDResult, kd_loss, train_student
 from .loop import TrainingError, pick_precision
 from .sft import SFTResult, sft
 
 __all__ = ["sft", "SFTResult", "train_student", "KDResult", "kd_loss", "to_llamacpp", "export_gguf",
-           "pick_precision", "TrainingError", "DataError"]
+           "pick_precision", "TrainingError", "DataError", "dpo", "DPOResult", "dpo_loss"]
