@@ -550,18 +550,22 @@ def to_trl(pairs: list[dict], conversational: bool = False) -> list[dict]:
 
 
 def red_team_compliance(model, prompts: list[dict], constitution: Constitution | None = None, *,
-                        sampling: Sampling | None = None, seed: int = 0, progress: bool = True,
+                        n: int = 1, sampling: Sampling | None = None, seed: int = 0, progress: bool = True,
                         cache=True, desc: str = "red-team replies") -> dict:
-    """Greedy replies to red-team prompts, each judged by its principle's program:
-    {"k", "n", "rate", "ci", "replies", "passed", "by_principle"}. The before/after number of lab 05."""
+    """`n` replies to each red-team prompt (greedy unless `sampling` says otherwise), each
+    judged by its principle's program: {"k", "n", "rate", "ci", "replies", "passed",
+    "by_principle"}. The before/after number of lab 05. With n > 1 the replies to one
+    prompt are not independent, so the interval is too narrow: read it as a lower bound
+    on the uncertainty."""
     constitution = constitution or load_constitution()
     rules = [_principle_for(p, constitution, None) for p in prompts]
     keep = [(p, r) for p, r in zip(prompts, rules) if r.checkable]
     if not keep:
         raise ConstitutionError("none of these prompts has a principle with a program to judge it")
     sampling = sampling or RESPOND.replace(temperature=0.0)
-    gens = model.chat([p["prompt"] for p, _ in keep], sampling.replace(seed=seed), progress=progress,
+    gens = model.chat([p["prompt"] for p, _ in keep], sampling.replace(seed=seed), n=n, progress=progress,
                       cache=cache, desc=desc)
+    keep = [item for item in keep for _ in range(n)]
     passed = [rule.verdict(p["prompt"], g.text.strip()).passed for (p, rule), g in zip(keep, gens)]
     per: dict[str, list[bool]] = {}
     for (_, rule), ok in zip(keep, passed):

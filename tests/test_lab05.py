@@ -137,7 +137,7 @@ import numpy as np
 def dpo_loss(pc, pr, rc, rr, beta):
     pc, pr, rc, rr = (np.asarray(x, float) for x in (pc, pr, rc, rr))
     c, r = beta * (pc - rc), beta * (pr - rr)
-    return float(np.mean(np.logaddexp(0, (c - r) / beta))), c, r
+    return float(np.mean(np.logaddexp(0, c - r))), c, r
 """, "sign"),
         ("""
 import numpy as np
@@ -232,7 +232,7 @@ def test_lab_copy_is_current_and_keeps_no_solution():
     lab = ROOT / "labs" / lab05.NOTEBOOK
     assert lab.read_text(encoding="utf-8") == render_lab(solution), "run `synthkit assign`"
     text = "\n".join(c.source for c in nbformat.read(lab, as_version=4).cells)
-    for leak in ("np.logaddexp(0.0, -(chosen - rejected))", "PHONE_RE.finditer", "r[\"revision_complies\"] or"):
+    for leak in ("np.logaddexp(0.0, -(chosen - rejected))", "{0,2}", "not r[\"revision_complies\"] or"):
         assert leak not in text, leak
     assert text.count("raise NotImplementedError") == 3
     header = nbformat.read(solution, as_version=4).cells[0].source

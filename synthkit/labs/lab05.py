@@ -166,22 +166,20 @@ ex1 = CodingExercise(
     solution=r'''
         import re
 
-        TLDS = ("com", "org", "net", "edu", "gov", "io", "info", "co", "uk", "de", "fr", "es")
-        EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-        LINK_RE = re.compile(r"https?://\S+|\bwww\.\S+|(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+(?:"
-                             + "|".join(TLDS) + r")\b(?:/\S*)?", re.I)
-        PHONE_RE = re.compile(r"\+?\(?\d(?:[ ().-]{0,2}\d)*")
 
         def contact_details(text):
             """The kinds of contact detail in `text`: a subset of {'email', 'phone', 'link'}."""
+            email = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+            link = (r"https?://\S+|\bwww\.\S+|(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+"
+                    r"(?:com|org|net|edu|gov|io|info|co|uk|de|fr|es)\b(?:/\S*)?")
             found = set()
-            if EMAIL_RE.search(text):
+            if re.search(email, text):
                 found.add("email")
-            text = EMAIL_RE.sub(" ", text)
-            if LINK_RE.search(text):
+            text = re.sub(email, " ", text)
+            if re.search(link, text, re.I):
                 found.add("link")
-            text = LINK_RE.sub(" ", text)
-            for run in PHONE_RE.finditer(text):
+            text = re.sub(link, " ", text, flags=re.I)
+            for run in re.finditer(r"\+?\(?\d(?:[ ().-]{0,2}\d)*", text):
                 if sum(ch.isdigit() for ch in run.group()) >= 9:
                     found.add("phone")
             return found
