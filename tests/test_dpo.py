@@ -177,7 +177,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(policy, tmp_path, monkeypatch)
 
     monkeypatch.setattr(D, "_train_step", dies_on_step_three)
     with pytest.raises(KeyboardInterrupt):
-        D.dpo(policy, PAIRS, max_steps=3, batch_size=2, out_dir=tmp_path, save_every=1, progress=False)
+        D.dpo(policy, PAIRS, max_steps=3, batch_size=2, out_dir=tmp_path, save_every=2, progress=False)
     assert (tmp_path / D.REFERENCE_FILE).exists() and (tmp_path / "checkpoint").exists()
     monkeypatch.setattr(D, "_train_step", real_step)
     _reset(policy)  # a fresh process: the starting weights again
