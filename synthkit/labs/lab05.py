@@ -140,7 +140,7 @@ def _check_contact_details(c) -> str:
         if unknown:
             c.fail(f"{label} returned {show_input(got, 40)}; use only the kinds 'email', 'phone' and 'link'.")
         kind = sorted(missed or extra)[0]
-        what = f"misses a kind of detail the text has" if missed else f"finds {kind!r} in a text that has none"
+        what = "misses a kind of detail the text has" if missed else f"finds {kind!r} in a text that has none"
         c.fail(f"{label} returned {show_input(sorted(got), 40)}: it {what} (this case has {probe}). "
                f"Remember: {_CONTACT_ADVICE[kind]}.")
     return f"{len(cases)} fresh replies with and without contact details, judged as the library judges them."
@@ -234,7 +234,7 @@ def _loop_records(rng) -> list[tuple[dict, str]]:
 
 def _check_preference_pairs(c) -> str:
     fn = c.get("preference_pairs", callable_=True)
-    for round_ in range(3):
+    for _ in range(3):
         cases = _loop_records(c.rng)
         records = [r for r, _ in cases]
         for conversational in (False, True):
@@ -246,7 +246,6 @@ def _check_preference_pairs(c) -> str:
             if got == want:
                 continue
             swapped = [{**p, "chosen": p["rejected"], "rejected": p["chosen"]} for p in want]
-            kept = {id(r) for r in records}
             if got == swapped:
                 c.fail(f"{label}: chosen and rejected are the wrong way round. The revision is the reply "
                        f"the loop prefers (chosen); the original is the rejected one.")
