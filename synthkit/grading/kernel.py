@@ -116,7 +116,7 @@ def _make_client(nb, timeout: float, cwd: str):
             return super().output(outs, msg, display_id, cell_index)
 
     return Client(nb, km=_kernel_manager(), timeout=int(timeout), allow_errors=True,
-                  interrupt_on_timeout=False, record_timing=False, startup_timeout=90,
+                  interrupt_on_timeout=False, record_timing=True, startup_timeout=90,
                   iopub_timeout=10, shutdown_kernel="immediate",
                   timeout_func=lambda cell: cell.get("metadata", {}).get("synthkit_timeout") or int(timeout),
                   resources={"metadata": {"path": cwd}})

@@ -316,4 +316,27 @@ def format_run(result: RunResult) -> str:
     code = [r for r in result.results if r.kind == "code"]
     if code:
         lines.append(f"  {sum(r.passed for r in code)}/{len(code)} exercises pass")
+    slow = slowest_cells(result.notebook)
+    if slow:
+        lines.append("  slowest cells:")
+        lines += [f"    {s:6.0f} s  cell {i + 1}: {first}" for i, s, first in slow]
     return "\n".join(lines)
+
+
+def slowest_cells(nb, k: int = 4, at_least: float = 5.0) -> list[tuple[int, float, str]]:
+    """The `k` code cells that took longest (index, seconds, first line), from the times nbclient
+    records in each cell's metadata: where a lab's minutes go, for whoever trims it."""
+    from datetime import datetime
+
+    times = []
+    for i, cell in enumerate(getattr(nb, "cells", None) or []):
+        t = cell.get("metadata", {}).get("execution", {})
+        start, end = t.get("iopub.execute_input"), t.get("shell.execute_reply")
+        if cell.get("cell_type") == "code" and start and end:
+            seconds = (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                       - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+            if seconds >= at_least:
+                first = next((ln.strip() for ln in cell.get("source", "").splitlines()
+                              if ln.strip() and not ln.lstrip().startswith("#")), "")
+                times.append((i, seconds, first[:60]))
+    return sorted(times, key=lambda t: -t[1])[:k]
