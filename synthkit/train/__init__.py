@@ -8,7 +8,8 @@
 
 Modules: `data` (records -> taught tokens -> batches), `loop` (precision, loss,
 schedule, checkpoints, errors), `sft` (the loop itself), `dpo` (preference pairs), `export`
-(GGUF for llama.cpp).
+(GGUF for llama.cpp), `tiny` (a small GPT trained from scratch: tokenizer, model, pretraining,
+perplexity, sampling).
 """
 from .data import DataError
 from .dpo import DPOResult, dpo, dpo_loss
@@ -16,6 +17,8 @@ from .export import export_gguf, to_llamacpp
 from .kd import KDResult, kd_loss, train_student
 from .loop import TrainingError, pick_precision
 from .sft import SFTResult, sft
+from .tiny import TinyConfig, TinyGPT, TinyRun, pretrain
 
 __all__ = ["sft", "SFTResult", "train_student", "KDResult", "kd_loss", "to_llamacpp", "export_gguf",
-           "pick_precision", "TrainingError", "DataError", "dpo", "DPOResult", "dpo_loss"]
+           "pick_precision", "TrainingError", "DataError", "dpo", "DPOResult", "dpo_loss",
+           "pretrain", "TinyRun", "TinyConfig", "TinyGPT"]
