@@ -8,6 +8,7 @@
     synthkit magpie|self-instruct|rejection-sample   make a dataset
     synthkit sft               fine-tune a model on a JSONL of records (--resume)
     synthkit cai | dpo         preference pairs from a constitution; DPO on them (--resume)
+    synthkit textbooks | pretrain   a synthetic textbook corpus; a tiny LM from scratch on any text
 """
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_cache)
 
     for module in ("synthkit.grading.cli", "synthkit.techniques_cli", "synthkit.train.cli",
-                   "synthkit.rejection_cli", "synthkit.distill_cli", "synthkit.constitutional_cli"):
+                   "synthkit.rejection_cli", "synthkit.distill_cli", "synthkit.constitutional_cli",
+                   "synthkit.pretrain_cli"):
         try:
             __import__(module, fromlist=["register"]).register(sub)
         except ModuleNotFoundError as e:

@@ -25,7 +25,8 @@ def test_help_lists_every_command():
     out = synthkit("--help")
     assert out.returncode == 0
     for cmd in ["doctor", "start", "bench", "cache", "assign", "run", "grade", "progress",
-                "magpie", "self-instruct", "rejection-sample", "sft", "distill", "cai", "dpo"]:
+                "magpie", "self-instruct", "rejection-sample", "sft", "distill", "cai", "dpo",
+                "textbooks", "pretrain"]:
         assert cmd in out.stdout
 
 
