@@ -9,6 +9,7 @@
     synthkit sft               fine-tune a model on a JSONL of records (--resume)
     synthkit cai | dpo         preference pairs from a constitution; DPO on them (--resume)
     synthkit textbooks | pretrain   a synthetic textbook corpus; a tiny LM from scratch on any text
+    synthkit audit             provenance, personal data, copying and contamination checks on a JSONL
 """
 from __future__ import annotations
 
@@ -132,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in ("synthkit.grading.cli", "synthkit.techniques_cli", "synthkit.train.cli",
                    "synthkit.rejection_cli", "synthkit.distill_cli", "synthkit.constitutional_cli",
-                   "synthkit.pretrain_cli"):
+                   "synthkit.pretrain_cli", "synthkit.audit_cli"):
         try:
             __import__(module, fromlist=["register"]).register(sub)
         except ModuleNotFoundError as e:

@@ -26,7 +26,7 @@ def test_help_lists_every_command():
     assert out.returncode == 0
     for cmd in ["doctor", "start", "bench", "cache", "assign", "run", "grade", "progress",
                 "magpie", "self-instruct", "rejection-sample", "sft", "distill", "cai", "dpo",
-                "textbooks", "pretrain"]:
+                "textbooks", "pretrain", "audit"]:
         assert cmd in out.stdout
 
 
