@@ -45,12 +45,7 @@ def _busy_seconds(cpus: set[int]) -> float | None:
 
     A /proc/stat cpuN line holds jiffies spent in: user nice system idle iowait irq
     softirq steal ...; everything but idle and iowait is someone's work (steal is time a
-    hypervisor gave to another machine: unavailable to us just the same).
-
-    The nice column is left out when this process is not niced itself: work started with
-    `nice` (a test run, a build) yields its core to ours within a scheduler tick, so it
-    does not stall our threads at a barrier the way an equal-priority process does."""
-    skip = (3, 4) if _niced() else (1, 3, 4)
+    hypervisor gave to another machine: unavailable to us just the same)."""
     try:
         with open("/proc/stat") as f:
             lines = f.read().splitlines()
@@ -64,16 +59,8 @@ def _busy_seconds(cpus: set[int]) -> float | None:
         if int(name[3:]) not in cpus:
             continue
         values = [int(v) for v in fields[:8]]
-        busy += sum(values) - sum(values[i] for i in skip)
+        busy += sum(values) - values[3] - values[4]
     return busy / _CLK_TCK
-
-
-def _niced() -> bool:
-    """True when this process runs at a lower priority than normal (`nice synthkit ...`)."""
-    try:
-        return os.getpriority(os.PRIO_PROCESS, 0) > 0
-    except (AttributeError, OSError):
-        return False
 
 
 class CoreShare:
