@@ -87,10 +87,13 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
         cores = default_threads()
         model = load_model(n_threads=cores)
         import llama_cpp
+        from .models.llamacpp import format_choice
         chosen = best_format(llama_cpp)
         result["weight_format"] = chosen
-        print(f"weight format chosen for this CPU: {chosen} "
-              f"({'AVX512-BF16 kernels' if chosen == 'bf16' else 'no AVX512-BF16: integer kernels'})")
+        measured = (format_choice(llama_cpp) or {}).get("tok_per_s")
+        why = (f"measured once here: {', '.join(f'{k} {v:.0f} tok/s' for k, v in measured.items())}"
+               if measured else "no AVX512-BF16: integer kernels" if chosen == "q8_0" else "AVX512-BF16 kernels")
+        print(f"weight format chosen for this CPU: {chosen} ({why})")
         prompt = pre_query_template(model.chat_template, model.bos_token)
         record("llama.cpp", "loop create_completion", "shipped Q4_1", *_loop_llama_cpp(shipped, prompt, n, s))
         record("llama.cpp", f"loop, n_threads={cores}", "shipped Q4_1",

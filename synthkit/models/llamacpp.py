@@ -54,19 +54,81 @@ FORMATS = {"q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0", "bf16": "LLAMA_FTYPE_MOSTLY_BF16",
            "f16": "LLAMA_FTYPE_MOSTLY_F16"}
 
 
-def best_format(L) -> str:
+def best_format(L, measure_with: Path | None = None) -> str:
     """The copy format whose batched kernels are fastest on this CPU: 'bf16' or 'q8_0'.
 
-    With AVX512-BF16 a bf16 dot product is one instruction per 32 weight pairs, and the
-    CPU backend's batched matrix products run on it directly. Measured on two 2-core
-    AVX512-BF16 machines (32 Magpie prompts x 64 tokens, batched, 2 threads): bf16 ~700
-    tok/s, f16 ~540, Q8_0 ~440 on one; on the other, whose steps are dominated by
-    per-operation overhead rather than arithmetic, bf16 ~175, f16 ~185, Q8_0 ~180 (a tie)
-    and the shipped Q4_1 ~147 (benchmarks/weight_formats.py). Without AVX512-BF16, bf16 is
-    emulated and Q8_0's integer dot products (and half the bytes) win. We ask llama.cpp
-    which kernels its CPU backend was built with: those it can run here.
+    Without AVX512-BF16, bf16 is emulated and Q8_0's integer dot products (and half the
+    bytes) win: no need to measure. With it, either can win, and only a measurement tells:
+    on one 2-core AVX512-BF16 machine (32 Magpie prompts x 64 tokens, batched) bf16 ran
+    ~700 tok/s against Q8_0's ~440; on another, whose steps are dominated by per-operation
+    overhead rather than arithmetic, Q8_0 ran 183 against bf16's 164
+    (benchmarks/weight_formats.py). So the first 'auto' load on such a machine times a
+    short batched decode of both copies of `measure_with` (about 10 s, once) and keeps the
+    answer in the cache (`format_choice`); until then, or with nothing to measure, bf16.
     """
-    return "bf16" if "AVX512_BF16 = 1" in _system_info(L) else "q8_0"
+    if "AVX512_BF16 = 1" not in _system_info(L):
+        return "q8_0"
+    choice = format_choice(L)
+    if choice:
+        return choice["format"]
+    if measure_with is None:
+        return "bf16"
+    return _measure_formats(L, Path(measure_with))["format"]
+
+
+MEASURED = ("bf16", "q8_0")
+
+
+def _machine_key(L) -> str:
+    """What a format measurement depends on: the CPU, the cores, the llama.cpp build."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{model}|{usable_cores()}|{getattr(L, '__version__', '?')}|{_system_info(L).strip()}"
+
+
+def _choice_file() -> Path:
+    from ..cache import cache_dir
+    return cache_dir() / "models" / "format-choice.json"
+
+
+def format_choice(L) -> dict | None:
+    """The measured choice for this machine ({'format', 'tok_per_s': {...}}), or None."""
+    import json
+    try:
+        saved = json.loads(_choice_file().read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if saved.get("machine") == _machine_key(L) and saved.get("format") in MEASURED else None
+
+
+def _measure_formats(L, path: Path, rounds: int = 2) -> dict:
+    """Time 32 sequences x 12 greedy tokens on each candidate copy, interleaved, best of
+    `rounds`; save and return the choice."""
+    import json
+
+    copies = {fmt: fast_cpu_copy(L, path, fmt) for fmt in MEASURED}
+    if any(c == path for c in copies.values()):  # a copy could not be made: nothing to compare
+        return {"format": "bf16", "tok_per_s": {}}
+    models = {fmt: LlamaCppModel(c, requantize=None, n_ctx=64, n_parallel=32)
+              for fmt, c in copies.items()}
+    greedy = Sampling(max_tokens=12, temperature=0.0)
+    best = dict.fromkeys(MEASURED, 0.0)
+    for _ in range(rounds):
+        for fmt, m in models.items():
+            out = m.generate("The", n=32, sampling=greedy, cache=False, progress=False)
+            best[fmt] = max(best[fmt], out.stats.completion_tokens / max(out.stats.seconds, 1e-9))
+    choice = {"format": max(best, key=best.get), "tok_per_s": {k: round(v, 1) for k, v in best.items()},
+              "machine": _machine_key(L)}
+    target = _choice_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(choice, indent=1))
+    os.replace(tmp, target)
+    return choice
 
 
 def amx_kernels(L) -> bool:
@@ -90,7 +152,8 @@ def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
 
     Q4_1 has no repacked/tinyBLAS kernel in llama.cpp's CPU backend, so batched matrix
     products on it run on the slow generic path. 'auto' copies a Q4_1 file to
-    `best_format` (bf16 or Q8_0); 'q8_0', 'bf16' and 'f16' copy any file to that format.
+    `best_format` (bf16 or Q8_0, measured once where both are fast); 'q8_0', 'bf16' and
+    'f16' copy any file to that format.
     bf16 keeps each dequantized Q4_1 weight to within 0.4% of itself, f16 to 0.05%, Q8_0
     to within 1/254 of its block's largest value (Q4_1's own step is 1/15 of the block's
     range): the same model, faster kernels.
@@ -101,10 +164,19 @@ def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
     if requantize not in ("auto", *FORMATS):
         raise ModelLoadError(f"requantize={requantize!r} is not supported; use 'auto', "
                              f"{', '.join(map(repr, FORMATS))} or None (the file as shipped)")
-    fmt = best_format(L) if requantize == "auto" else requantize
+    if requantize == "auto":
+        choice = format_choice(L) if "AVX512_BF16 = 1" in _system_info(L) else {"format": "q8_0"}
+        if choice:  # decided before: no need to read the GGUF header again
+            fmt = choice["format"]
+        elif not _is_q4_1(L, path):
+            return path
+        else:
+            fmt = best_format(L, measure_with=path)
+    else:
+        fmt = requantize
     out = cache_dir() / "models" / f"{Path(path).stem}-{file_fingerprint(str(path))}-{fmt}.gguf"
     if out.exists():
-        return out  # made before: no need to read the GGUF header again
+        return out
     if requantize == "auto" and not _is_q4_1(L, path):
         return path
     out.parent.mkdir(parents=True, exist_ok=True)
