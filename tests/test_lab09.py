@@ -1,0 +1,250 @@
+"""Lab 09 (licensing, privacy and provenance): the checks accept the reference answers on
+many fresh inputs, reject wrong ones with a message that names the slip, refuse the library's
+own functions, and agree with the library they are checked against. The whole notebook runs
+under the ci profile in tests/test_notebooks.py."""
+from __future__ import annotations
+
+import json
+import random
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+from stdnum import luhn
+
+from synthkit import audit
+from synthkit.grading.exercises import CodingExercise
+from synthkit.labs import lab09
+
+ROOT = Path(__file__).resolve().parents[1]
+CODING = [lab09.ex1, lab09.ex2, lab09.ex3]
+
+
+def _solutions() -> dict:
+    ns: dict = {}
+    for ex in CODING:
+        exec(textwrap.dedent(ex.solution_code), ns)
+    return ns
+
+
+def test_lab_module_shape():
+    assert lab09.LAB == "09" and lab09.NOTEBOOK == "09_licensing_audit.ipynb"
+    assert all(isinstance(ex, CodingExercise) for ex in CODING)
+    assert [ex.names for ex in CODING] == [("luhn_valid",), ("is_dirty",), ("provenance_findings",)]
+    assert len(lab09.quiz.questions) >= 4 and len({q.answer for q in lab09.quiz.questions}) > 1
+    assert "OpenAI" in lab09.essay1.prompt and "Llama 3" in lab09.essay1.prompt
+
+
+@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
+def test_reference_solutions_pass_on_many_fresh_inputs(ex):
+    ns = _solutions()
+    for _ in range(10):
+        result = ex.grade(ns)
+        assert result.status == "pass", str(result)
+        assert result.seconds < 5, f"{ex.name}'s check is too slow: {result.seconds} s"
+
+
+@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
+def test_stubs_and_missing_names_are_missing(ex):
+    assert ex.grade({}).status == "missing"
+    stub = {name: (lambda *a, **k: (_ for _ in ()).throw(NotImplementedError("write it"))) for name in ex.names}
+    assert ex.grade({**_solutions(), **stub}).status == "missing"
+
+
+WRONG = {
+    "ex1": [
+        ("""
+def luhn_valid(number):
+    digits = [int(c) for c in number if c.isdigit()]
+    total = sum((d * 2 - 9 if d * 2 > 9 else d * 2) if i % 2 == 0 else d for i, d in enumerate(digits))
+    return 13 <= len(digits) <= 19 and total % 10 == 0
+""", "this case tests"),
+        ("""
+def luhn_valid(number):
+    digits = [int(c) for c in number if c.isdigit()]
+    total = sum(d * 2 if i % 2 else d for i, d in enumerate(reversed(digits)))
+    return 13 <= len(digits) <= 19 and total % 10 == 0
+""", "this case tests"),
+        ("""
+import re
+def luhn_valid(number):
+    return bool(re.fullmatch(r"\\d(?:[ -]?\\d){12,18}", number))
+""", "this case tests"),
+        ("""
+from stdnum import luhn
+def luhn_valid(number):
+    digits = number.replace(" ", "").replace("-", "")
+    return digits.isdigit() and 13 <= len(digits) <= 19 and luhn.is_valid(digits)
+""", "your own code"),
+    ],
+    "ex2": [
+        ("""
+import re
+def is_dirty(example, training_texts, n=13):
+    w = re.findall(r"\\w+", example.lower())
+    t = re.findall(r"\\w+", " ".join(training_texts).lower())
+    if not w:
+        return False
+    size = min(n, len(w))
+    grams = {tuple(w[i:i + size]) for i in range(len(w) - size + 1)}
+    return any(tuple(t[i:i + size]) in grams for i in range(len(t) - size + 1))
+""", "across two training texts"),
+        ("""
+def is_dirty(example, training_texts, n=13):
+    w = example.split()
+    if not w:
+        return False
+    size = min(n, len(w))
+    grams = {tuple(w[i:i + size]) for i in range(len(w) - size + 1)}
+    for text in training_texts:
+        t = text.split()
+        if any(tuple(t[i:i + size]) in grams for i in range(len(t) - size + 1)):
+            return True
+    return False
+""", "this case tests"),
+        ("""
+import re
+def is_dirty(example, training_texts, n=13):
+    w = re.findall(r"\\w+", example.lower())
+    if len(w) < n:
+        return False
+    grams = {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
+    return any(tuple(re.findall(r"\\w+", t.lower())[i:i + n]) in grams for t in training_texts
+               for i in range(len(t.split())))
+""", "this case tests"),
+        ("""
+from synthkit import audit
+def is_dirty(example, training_texts, n=13):
+    return audit.is_dirty(example, audit.NgramIndex(training_texts, n, keep_words=True))
+""", "your own code"),
+    ],
+    "ex3": [
+        ("""
+import json
+def provenance_findings(lines):
+    out = []
+    for number, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            out.append({"line": number, "kind": "not-json"})
+            continue
+        if not isinstance(record, dict):
+            out.append({"line": number, "kind": "not-object"})
+            continue
+        prov = record.get("provenance")
+        if not isinstance(prov, dict):
+            out.append({"line": number, "kind": "missing-provenance"})
+            continue
+        for k in ("model", "params", "seed", "license"):
+            if prov.get(k) is None:
+                out.append({"line": number, "kind": "missing-" + k})
+        lic = prov.get("license")
+        if isinstance(lic, str) and lic.strip().lower() in ("", "unknown"):
+            out.append({"line": number, "kind": "unknown-license"})
+    return out
+""", "one too small"),
+        ("""
+import json
+def provenance_findings(lines):
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            out.append({"line": number, "kind": "not-json"})
+            continue
+        if not isinstance(record, dict):
+            out.append({"line": number, "kind": "not-object"})
+            continue
+        prov = record.get("provenance")
+        if not isinstance(prov, dict):
+            out.append({"line": number, "kind": "missing-provenance"})
+            continue
+        for k in ("model", "params", "seed", "license"):
+            if not prov.get(k):
+                out.append({"line": number, "kind": "missing-" + k})
+    return out
+""", "falsy"),
+        ("""
+def provenance_findings(lines):
+    from synthkit import audit
+    import json
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            out.append({"line": number, "kind": "not-json"})
+            continue
+        if not isinstance(record, dict):
+            out.append({"line": number, "kind": "not-object"})
+            continue
+        out += [{"line": number, "kind": f.kind} for f in audit.check_provenance(record, number)
+                if f.kind not in ("restrictive-terms", "unknown-teacher")]
+    return out
+""", "your own code"),
+    ],
+}
+
+
+@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
+def test_wrong_answers_fail_with_a_useful_message(ex):
+    for code, expected in WRONG[ex.name]:
+        ns: dict = {}
+        exec(textwrap.dedent(code), ns)
+        messages = []
+        for _ in range(6):   # a wrong answer fails whatever fresh inputs the check draws
+            result = ex.grade(ns)
+            assert result.status in ("fail", "error", "slow"), (code, str(result))
+            messages.append(result.message)
+        assert any(expected in m for m in messages), (code, messages)
+
+
+def test_references_agree_with_the_library():
+    rng = random.Random(0)
+    for _ in range(300):  # Luhn: the lab's reference and python-stdnum agree on every length
+        digits = "".join(str(rng.randint(0, 9)) for _ in range(rng.randint(13, 19)))
+        assert lab09.reference_luhn(digits) == luhn.is_valid(digits)
+    for _ in range(30):  # the n-gram rule: the lab's brute force and the library's index
+        for example, train, n, _probe in lab09._dirty_cases(rng):
+            index = audit.NgramIndex(train, n, keep_words=True)
+            assert lab09.reference_dirty(example, train, n) == audit.is_dirty(example, index), (example, n)
+    for _ in range(20):  # provenance: the lab's rules and audit.check_provenance
+        lines = lab09._provenance_lines(rng)
+        library = []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                library.append((number, "not-json"))
+                continue
+            if not isinstance(record, dict):
+                library.append((number, "not-object"))
+                continue
+            library += [(f.line, f.kind) for f in audit.check_provenance(record, number)
+                        if f.kind not in ("restrictive-terms", "unknown-teacher")]
+        assert sorted(library) == sorted(lab09.reference_findings(lines))
+
+
+def test_lab_copy_is_current_and_keeps_no_solution():
+    from synthkit.grading.assign import render_lab
+
+    solution = ROOT / "solutions" / lab09.NOTEBOOK
+    lab = ROOT / "labs" / lab09.NOTEBOOK
+    assert lab.read_text(encoding="utf-8") == render_lab(solution), "run `synthkit assign`"
+    text = "\n".join(c.source for c in nbformat.read(lab, as_version=4).cells)
+    for leak in ("if d > 9:", "size = min(n, len(w))", 'prov.get(field) is None', "The two options differ in kind"):
+        assert leak not in text, leak
+    assert text.count("raise NotImplementedError") == 3
+    header = nbformat.read(solution, as_version=4).cells[0].source
+    assert "Measured run time" in header and "not legal advice" in header.lower()
