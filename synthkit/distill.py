@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import SynthkitError
-from .train.data import IGNORE, collate, encode_all
+from .train.data import IGNORE, collate
 from .train.kd import Targets, top_k_log_probs
 
 
@@ -300,10 +300,48 @@ def teacher_answers(teacher, prompt_list: list[str], *, max_tokens: int = 128, t
     for prompt, g in zip(prompt_list, gens):
         if (g.finish_reason != "stop" and not keep_truncated) or not g.text.strip():
             continue
-        records.append({"prompt": prompt, "response": g.text,
+        records.append({"prompt": prompt, "response": g.text, "response_ids": list(g.token_ids),
                         "provenance": {**g.provenance(), "technique": "distillation (teacher answer)",
                                        "license": getattr(teacher, "license", "unknown")}})
     return records
+
+
+def encode_answers(teacher, records: list[dict], max_len: int = 384) -> list:
+    """Training examples from the teacher's answers, with the answer's tokens exactly as
+    the teacher generated them (`response_ids`) rather than its text tokenized again.
+
+    Why: a model sometimes spells a word in pieces its tokenizer would not choose, and from
+    that spot on the re-tokenized text is a sequence the teacher never produced (in one of
+    six short test answers, 5 of 8 answer positions then disagreed with the teacher's own
+    top choice). Records without `response_ids` are encoded from their text, as
+    `synthkit.train.data` does."""
+    from .train.data import Example, encode
+
+    examples = []
+    for i, r in enumerate(records):
+        ids = r.get("response_ids") if isinstance(r, dict) else None
+        if not ids:
+            examples.append(encode(teacher, r, i))
+            continue
+        user = [{"role": "user", "content": r["prompt"]}]
+        before = teacher.apply_chat_template(user, add_generation_prompt=True)
+        whole = teacher.apply_chat_template(user + [{"role": "assistant", "content": r["response"]}],
+                                            add_generation_prompt=False)
+        tail = whole[len(before):]
+        if not whole.startswith(before) or not tail.startswith(r["response"]):
+            examples.append(encode(teacher, r, i))  # a template that rewrites the turn: use the text
+            continue
+        prompt_ids = teacher.prompt_ids(before)
+        end = teacher.tokenize(tail[len(r["response"]):])  # the template's end of turn
+        answer = [int(t) for t in ids] + end
+        examples.append(Example(prompt_ids + answer, [False] * len(prompt_ids) + [True] * len(answer),
+                                empty=not r["response"].strip()))
+    kept = [Example(e.ids[:max_len], e.taught[:max_len]) for e in examples if not e.empty]
+    kept = [e for e in kept if any(e.taught[1:])]
+    if not kept:
+        raise DistillError(f"none of the {len(records)} answers has a token to learn from within "
+                           f"max_len={max_len}; check the records or raise max_len")
+    return kept
 
 
 def _targets_key(teacher, examples, k: int, precision: str) -> str:
@@ -323,7 +361,7 @@ def teacher_targets(teacher, records: list[dict], *, k: int = DEFAULT_TOP_K, max
     from .cache import cache_dir
     from .train.loop import pick_precision
 
-    examples = encode_all(teacher, records, max_len)
+    examples = encode_answers(teacher, records, max_len)
     path = cache_dir() / "kd-targets" / f"{_targets_key(teacher, examples, k, precision)}.npz"
     if cache and path.exists():
         data = np.load(path)
@@ -394,28 +432,46 @@ def top_k_mass(teacher, targets: Targets, ks=(1, 8, 16, 32, 64, 128, 256), tempe
 
 # --- evaluation ----------------------------------------------------------------------------
 
+_TEACHER_MEMO: dict = {}  # one entry: the teacher's log-probs on the last held-out set scored
+
+
+def _teacher_log_probs(teacher, examples, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The teacher's full log-probabilities (fp16) and labels at the taught positions of
+    each batch, computed once per (teacher weights, examples): scoring several students,
+    or one student every few steps, then costs only the students' forward passes."""
+    key = (teacher.fingerprint, batch_size, hashlib.sha256(json.dumps(
+        [[e.ids, e.taught] for e in examples]).encode()).hexdigest())
+    if key not in _TEACHER_MEMO:
+        _TEACHER_MEMO.clear()
+        batches = []
+        with torch.inference_mode():
+            for start in range(0, len(examples), batch_size):
+                logits, labels = _taught_logits(teacher, collate(examples[start:start + batch_size], teacher.pad_id))
+                batches.append((F.log_softmax(logits, -1).half(), labels))
+        _TEACHER_MEMO[key] = batches
+    return _TEACHER_MEMO[key]
+
+
 def forced_scores(student, teacher, examples, *, batch_size: int = 4) -> dict:
-    """Teacher-forced scores on held-out teacher answers, from one forward pass of each
-    model per batch: the exact KL(teacher || student) over the full vocabulary at T=1
-    (per token, and per example in `kl_per_example` for intervals), the student's
-    perplexity on the teacher's text, and top-1 agreement (the share of answer tokens
-    where the student's most likely next token is the teacher's token)."""
+    """Teacher-forced scores on held-out teacher answers: the exact KL(teacher || student)
+    over the full vocabulary at T=1 (per token, and per example in `kl_per_example` for
+    intervals), the student's perplexity on the teacher's text, and top-1 agreement (the
+    share of answer tokens where the student's most likely next token is the teacher's
+    token). The teacher's side is computed once and kept (in fp16) for the next call."""
     examples = examples.examples if isinstance(examples, Targets) else examples
     per_example, total_kl, nll, agree, n = [], 0.0, 0.0, 0.0, 0
+    teacher_side = _teacher_log_probs(teacher, examples, batch_size)
     with torch.inference_mode():
-        for start in range(0, len(examples), batch_size):
+        for (log_p, labels), start in zip(teacher_side, range(0, len(examples), batch_size)):
             chunk = examples[start:start + batch_size]
-            batch = collate(chunk, teacher.pad_id)
-            t_logits, labels = _taught_logits(teacher, batch)
-            s_logits, _ = _taught_logits(student, batch)
-            log_p, log_q = F.log_softmax(t_logits, -1), F.log_softmax(s_logits, -1)
+            s_logits, _ = _taught_logits(student, collate(chunk, teacher.pad_id))
+            log_p, log_q = log_p.float(), F.log_softmax(s_logits, -1)
             kl = (log_p.exp() * (log_p - log_q)).sum(-1)
-            counts = [sum(e.taught[1:]) for e in chunk]
-            per_example += [float(part.mean()) for part in kl.split(counts)]
+            per_example += [float(part.mean()) for part in kl.split([sum(e.taught[1:]) for e in chunk])]
+            total_kl += float(kl.sum())
             nll += float(F.nll_loss(log_q, labels, reduction="sum"))
             agree += float((s_logits.argmax(-1) == labels).sum())
             n += len(labels)
-            total_kl += float(kl.sum())
     return {"kl": total_kl / n, "ppl_teacher_text": math.exp(nll / n), "top1_agreement": agree / n,
             "tokens": n, "kl_per_example": per_example}
 

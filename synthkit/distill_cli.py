@@ -62,7 +62,6 @@ def cmd_distill(args) -> int:
     from . import distill
     from .errors import SynthkitError
     from .models import load_model
-    from .train.data import encode_all
     from .train.kd import train_student
 
     for name, value, low in (("--n", args.n, 1), ("--max-tokens", args.max_tokens, 1), ("--top-k", args.top_k, 1),
@@ -99,7 +98,7 @@ def cmd_distill(args) -> int:
         held = distill.teacher_answers(teacher, held_prompts, max_tokens=args.max_tokens, seed=args.seed,
                                        progress=False)
         if held:
-            examples = encode_all(teacher, held, 384)
+            examples = distill.encode_answers(teacher, held)
             scores = distill.forced_scores(student, teacher, examples)
             print(f"held-out ({len(held)} teacher answers): KL to teacher {scores['kl']:.3f}, perplexity on "
                   f"teacher text {scores['ppl_teacher_text']:.2f}, top-1 agreement {scores['top1_agreement']:.1%}")

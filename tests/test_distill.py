@@ -197,10 +197,11 @@ def test_targets_line_up_and_keep_most_of_the_mass(teacher, targets):
     assert targets.taught_tokens == sum(sum(e.taught[1:]) for e in targets.examples)
     mass = targets.mass()
     assert (mass <= 1 + 1e-4).all() and mass.mean() > 0.8
-    # the teacher's own greedy token is its top-1 at (almost) every answer position
-    top1 = np.concatenate([i[:, 0] for i in targets.ids])
-    labels = np.concatenate([np.array(e.ids[1:])[np.array(e.taught[1:])] for e in targets.examples])
-    assert (top1 == labels).mean() > 0.95
+    # the teacher's own greedy token is its top-1 at (almost) every answer position; the last
+    # two are the template's end-of-turn and newline, which a cut-off answer did not choose
+    top1 = np.concatenate([i[:-2, 0] for i in targets.ids])
+    labels = np.concatenate([np.array(e.ids[1:])[np.array(e.taught[1:])][:-2] for e in targets.examples])
+    assert (top1 == labels).mean() > 0.97
     j = next(j for j in range(1, len(targets)) if len(targets.ids[j]) != len(targets.ids[0]))
     misaligned = Targets(targets.examples[:1], targets.ids[j:j + 1], targets.logprobs[j:j + 1], 16)
     with pytest.raises(TrainingError, match="line up"):
