@@ -451,8 +451,14 @@ class LlamaCppModel(Model):
         (the leader) decodes all but the last prompt token once, its KV cells are
         copied to the others, then each decodes the last token itself. Magpie and
         best-of-K ask for many samples of one prompt, so this saves most prefill.
+
+        A request admitted later, into a slot that just freed up, takes the prompt from a
+        running sequence that already holds it (a donor): without that, every late sample
+        of a long prompt prefilled it again, which cost most of lab 04's sampling time.
         """
         leaders: dict[tuple, _Seq] = {}
+        donors = {tuple(s.req.prompt_ids): s for s in active.values()
+                  if not s.prefix_only and s.pos >= len(s.req.prompt_ids) - 1}
         reserved = sum(s.reserve for s in active.values())
         while queue and free:
             need = min(len(queue[0].prompt_ids) + sampling.max_tokens, self.n_ctx)
@@ -463,9 +469,12 @@ class LlamaCppModel(Model):
                      list(req.prompt_ids), logprobs=[] if sampling.logprobs else None)
             key = tuple(req.prompt_ids)
             leader = leaders.get(key)
+            donor = donors.get(key) if leader is None and len(key) > 1 else None
             if leader is not None:
                 s.feed = []  # waits for the leader's prefix
                 leader.followers.append(s)
+            elif donor is not None:
+                self._copy_prompt(donor, s)
             elif len(key) > 1:
                 s.feed = list(key[:-1])
                 s.prefix_only = True
@@ -499,6 +508,15 @@ class LlamaCppModel(Model):
         if n != self._threads:
             self.L.llama_set_n_threads(self._ctx, n, n)
             self._threads = n
+
+    def _copy_prompt(self, donor: _Seq, s: _Seq) -> None:
+        """Give `s` the donor's prompt cells (all but the last prompt token); `s` then
+        decodes that last token itself. llama.cpp copies between KV streams only whole,
+        so the donor's generated cells come along and are dropped again."""
+        keep = len(s.req.prompt_ids) - 1
+        self.L.llama_memory_seq_cp(self._mem, donor.sid, s.sid, -1, -1)
+        self.L.llama_memory_seq_rm(self._mem, s.sid, keep, -1)
+        s.pos, s.feed = keep, [s.req.prompt_ids[-1]]
 
     def _share_prefix(self, leader: _Seq) -> None:
         last = leader.req.prompt_ids[-1]
