@@ -24,207 +24,7 @@ TITLE = "Synthetic data for pretraining: textbooks, mixtures and a model trained
 NOTEBOOK = "07_synthetic_pretraining.ipynb"
 
 
-# --- exercise 1: masked_perplexity ---------------------------------------------------------------
-def _loss_case(rng):
-    """(losses, mask) with ragged rows: real tokens first, padding after (with junk losses)."""
-    rows, width = rng.randint(1, 6), rng.randint(1, 12)
-    losses, mask = [], []
-    for _ in range(rows):
-        real = rng.randint(0, width)
-        losses.append([round(rng.uniform(0.05, 9.0), 4) for _ in range(real)] +
-                      [rng.choice((0.0, 11.0, rng.uniform(5, 40))) for _ in range(width - real)])
-        mask.append([1] * real + [0] * (width - real))
-    if sum(map(sum, mask)) == 0:
-        mask[0][0] = 1
-    return losses, mask
-
-
-def _check_masked_perplexity(c) -> str:
-    fn = c.get("masked_perplexity", callable_=True)
-    rng = c.rng
-    cases = [([[2.0, 2.0]], [[1, 1]]), ([[1.0, 3.0, 50.0]], [[1, 1, 0]]), ([[0.5], [4.0]], [[1], [0]])]
-    cases += [_loss_case(rng) for _ in range(25)]
-    for i, (losses, mask) in enumerate(cases):
-        as_array = i % 2 == 1
-        args = (np.array(losses), np.array(mask)) if as_array else (losses, mask)
-        label = f"masked_perplexity({show_input(losses, 60)}, mask={show_input(mask, 40)})"
-        got = c.call(fn, *args, label=label)
-        if not is_number(got):
-            c.expect_type(got, float, label)
-        L, M = np.array(losses, dtype=float), np.array(mask, dtype=float)
-        want = math.exp((L * M).sum() / M.sum())
-        if close(got, want, 1e-7 * want):
-            continue
-        rows = [(np.array(r) * np.array(m)).sum() / max(1, sum(m)) for r, m in zip(losses, mask) if sum(m)]
-        advice = name_the_slip(got, [
-            (lambda: math.exp(L.mean()), "That is exp of the mean over *every* position, padding included: "
-                                         "padding is not text; its loss must not count."),
-            (lambda: math.exp((L * M).sum() / M.size), "The sum is right but you divided by all positions; "
-                                                       "divide by the number of real tokens."),
-            (lambda: float(np.mean([math.exp(r) for r in rows])), "That is the mean of each row's perplexity. "
-             "Pool the tokens first: one mean loss over every real token, then one exp."),
-            (lambda: math.exp(float(np.mean(rows))), "That averages the rows' mean losses, so a short row "
-             "counts as much as a long one. Pool over tokens: a long text counts for its length."),
-            (lambda: (L * M).sum() / M.sum(), "That is the mean loss itself; perplexity is its exponential."),
-            (lambda: 2 ** ((L * M).sum() / M.sum()), "The losses are in nats (natural log): use exp, not 2**."),
-        ], default="Perplexity = exp(sum of losses at real tokens / number of real tokens).")
-        c.fail(f"{label} returned {got!r}. {advice}")
-    label = "masked_perplexity([[3.0, 1.0]], mask=[[0, 0]])"
-    try:
-        got = c.call(fn, [[3.0, 1.0]], [[0, 0]], label=label)
-    except Raised as e:
-        if "ValueError" not in str(e):
-            c.fail(f"{label} should raise ValueError (no real token: no perplexity), but {e}")
-    else:
-        c.fail(f"{label} returned {got!r}; with no real token there is no perplexity: raise ValueError.")
-    return f"{len(cases)} fresh padded batches (lists and arrays), pooled over real tokens only; an all-padding batch refused."
-
-
-ex1 = CodingExercise(
-    "ex1", LAB, names="masked_perplexity", checker=_check_masked_perplexity, points=2,
-    refuses=("synthkit.train.tiny.perplexity", "synthkit.train.tiny.token_losses",
-             "synthkit.train.tiny.text_perplexities"),
-    title="Perplexity from token losses, with padding masked",
-    hints=[
-        "Perplexity is exp of the mean loss per real token. The mean runs over every real token of every "
-        "row together (pooled), not row by row; padding positions (mask 0) carry junk values.",
-        "np.asarray turns the lists into arrays; (losses * mask).sum() is the total loss of real tokens and "
-        "mask.sum() is how many there are. Check the count before dividing.",
-        "Watch for junk that is inf or nan at padding in real pipelines: np.where(mask > 0, losses, 0.0) "
-        "drops it where multiplying by 0 would not (inf * 0 is nan).",
-    ],
-    solution='''
-        import numpy as np
-
-        def masked_perplexity(losses, mask):
-            """exp(mean loss over the real tokens), pooled over all rows."""
-            losses, mask = np.asarray(losses, dtype=float), np.asarray(mask, dtype=float)
-            n = mask.sum()
-            if n == 0:
-                raise ValueError("no real token: perplexity is undefined")
-            return float(np.exp(np.where(mask > 0, losses, 0.0).sum() / n))
-    ''',
-)
-
-
-# --- exercise 2: mix_by_tokens -----------------------------------------------------------------
-def _docs(rng, n, base):
-    return [[base + rng.randrange(500) for _ in range(rng.randint(1, 40))] for _ in range(n)]
-
-
-def _check_mix(c) -> str:
-    fn = c.get("mix_by_tokens", callable_=True)
-    rng = c.rng
-    cases = []
-    for _ in range(14):
-        real, synth = _docs(rng, rng.randint(1, 30), 0), _docs(rng, rng.randint(1, 12), 1000)
-        total = sum(map(len, real)) + sum(map(len, synth))
-        budget = rng.choice((rng.randint(1, 60), rng.randint(1, total), rng.randint(total, 4 * total)))
-        share = rng.choice((0.5, 0.0, 1.0, round(rng.random(), 3), 0.25))
-        cases.append((real, synth, budget, share))
-    cases.append((_docs(rng, 5, 0), _docs(rng, 3, 1000), 0, 0.5))
-    grouped = eligible = 0
-    for real, synth, budget, share in cases:
-        seed = rng.randint(0, 99)
-        label = f"mix_by_tokens(<{len(real)} real docs>, <{len(synth)} synthetic docs>, budget={budget}, share={share}, seed={seed})"
-        got = c.call(fn, real, synth, budget, share, seed, label=label)
-        if not isinstance(got, list) or not all(isinstance(d, list) for d in got):
-            c.fail(f"{label} returned {show_input(got, 60)}; return a list of documents, each a list of token ids.")
-        got = [list(d) for d in got]
-        n_synth = sum(len(d) for d in got if d and d[0] >= 1000)
-        if sum(map(len, got)) != budget:
-            c.fail(f"{label}: the documents hold {sum(map(len, got))} tokens in all; the budget is {budget}. "
-                   f"Cut the last document taken from each source so the counts come out exact.")
-        if n_synth != round(share * budget):
-            c.fail(f"{label}: {n_synth} synthetic tokens; the share asks for round(share x budget) = "
-                   f"{round(share * budget)}. Fill the synthetic quota first, the real one with the rest.")
-        if any(not d for d in got):
-            c.fail(f"{label} returned an empty document; leave out what holds no token.")
-        for source, name in ((real, "real"), (synth, "synthetic")):
-            mine = [d for d in got if (d[0] >= 1000) == (name == "synthetic")]
-            uses = Counter()
-            whole = {tuple(s): i for i, s in enumerate(source)}
-            cut = []
-            for d in mine:
-                if tuple(d) in whole:
-                    uses[whole[tuple(d)]] += 1
-                elif any(s[:len(d)] == d for s in source):
-                    cut.append(d)
-                else:
-                    c.fail(f"{label}: {show_input(d, 50)} is not a {name} document nor the start of one.")
-            if len(cut) > 1:
-                c.fail(f"{label}: {len(cut)} {name} documents are cut short; only the last one taken "
-                       f"from a source may be cut to fit.")
-            if mine:
-                counts = [uses.get(i, 0) for i in range(len(source))]
-                if max(counts) - min(counts) > 1:
-                    c.fail(f"{label}: one {name} document is used {max(counts)} times and another "
-                           f"{min(counts)}; use every document once before repeating any (epoch by epoch).")
-        again = c.call(fn, real, synth, budget, share, seed, label=label)
-        if [list(d) for d in again] != got:
-            c.fail(f"{label} gave a different mix the second time; draw the order with random.Random(seed).")
-        kinds = [d[0] >= 1000 for d in got]
-        if min(sum(kinds), len(kinds) - sum(kinds)) >= 3:
-            eligible += 1
-            grouped += kinds in (sorted(kinds), sorted(kinds, reverse=True))
-    if eligible >= 2 and grouped == eligible:
-        c.fail("Every mix returned all documents of one source before the other's: shuffle the combined list, "
-               "or a model trained in order sees all the real text, then all the synthetic text.")
-    label = "mix_by_tokens(real, [], budget=100, share=0.5, seed=0)"
-    try:
-        got = c.call(fn, _docs(rng, 3, 0), [], 100, 0.5, 0, label=label)
-    except Raised as e:
-        if "ValueError" not in str(e):
-            c.fail(f"{label} should raise ValueError (no synthetic text to fill a quota of 50), but {e}")
-    else:
-        c.fail(f"{label} returned a mix; with no synthetic documents a quota of 50 tokens cannot be met: "
-               f"raise ValueError.")
-    return f"{len(cases)} fresh mixes: exact budgets and shares, whole epochs, one cut per source, seeded."
-
-
-ex2 = CodingExercise(
-    "ex2", LAB, names="mix_by_tokens", checker=_check_mix, points=3,
-    refuses=("synthkit.pretrain.mix", "synthkit.pretrain.mix_ids", "synthkit.pretrain._take"),
-    title="A data mixer that hits an exact synthetic share of a token budget",
-    hints=[
-        "Two quotas: synthetic = round(share * budget) tokens, real = budget minus that. Fill each from its "
-        "own source with one helper, then put the two lists together and shuffle them.",
-        "The helper walks the source in a random order (rng.sample(range(len(docs)), len(docs))), takes "
-        "whole documents while they fit, and cuts the one that would overflow to the tokens still needed. "
-        "If the quota is not filled after a whole pass, start another pass in a new random order.",
-        "Use one rng = random.Random(seed) for everything, so the same seed gives the same mix. A quota of "
-        "zero takes nothing; a positive quota with no tokens in the source is a ValueError.",
-    ],
-    solution='''
-        import random
-
-        def mix_by_tokens(real, synthetic, budget, share, seed=0):
-            """Documents adding up to `budget` tokens, round(share * budget) of them synthetic."""
-            rng = random.Random(seed)
-
-            def take(docs, quota):
-                if quota and not sum(map(len, docs)):
-                    raise ValueError("a quota of tokens from a source with no text")
-                out = []
-                while quota:
-                    for i in rng.sample(range(len(docs)), len(docs)):
-                        piece = docs[i][:quota]
-                        if piece:
-                            out.append(piece)
-                            quota -= len(piece)
-                        if not quota:
-                            break
-                return out
-
-            n_synth = round(share * budget)
-            mixed = take(synthetic, n_synth) + take(real, budget - n_synth)
-            rng.shuffle(mixed)
-            return mixed
-    ''',
-)
-
-
-# --- exercise 3: textbook_quality ------------------------------------------------------------------
+# --- exercise 1: textbook_quality ------------------------------------------------------------------
 _TOPIC_WORDS = ("river", "glacier", "enzyme", "sonnet", "bridge", "algebra", "harbour", "empire", "voltage",
                 "protein", "festival", "telescope", "parliament", "harvest", "orbit")
 _FILLER = ("the", "a", "it", "is", "was", "and", "because", "of", "in", "which", "many", "people", "used",
@@ -312,8 +112,8 @@ def _check_quality(c) -> str:
     return f"{len(cases)} fresh passages, clean and broken in each way, judged as the library judges them."
 
 
-ex3 = CodingExercise(
-    "ex3", LAB, names="textbook_quality", checker=_check_quality, points=2,
+ex1 = CodingExercise(
+    "ex1", LAB, names="textbook_quality", checker=_check_quality, points=2,
     refuses=("synthkit.pretrain.quality_reasons", "synthkit.pretrain.passes_quality"),
     title="Quality filters for textbook passages",
     hints=[
@@ -350,6 +150,212 @@ ex3 = CodingExercise(
             if trigrams and len(set(trigrams)) / len(trigrams) < 0.5:
                 reasons.append("repetitive")
             return reasons
+    ''',
+)
+
+
+# --- exercise 2: masked_perplexity ---------------------------------------------------------------
+def _loss_case(rng):
+    """(losses, mask) with ragged rows: real tokens first, padding after (with junk losses)."""
+    rows, width = rng.randint(1, 6), rng.randint(1, 12)
+    losses, mask = [], []
+    for _ in range(rows):
+        real = rng.randint(0, width)
+        losses.append([round(rng.uniform(0.05, 9.0), 4) for _ in range(real)] +
+                      [rng.choice((0.0, 11.0, rng.uniform(5, 40))) for _ in range(width - real)])
+        mask.append([1] * real + [0] * (width - real))
+    if sum(map(sum, mask)) == 0:
+        mask[0][0] = 1
+    return losses, mask
+
+
+def _check_masked_perplexity(c) -> str:
+    fn = c.get("masked_perplexity", callable_=True)
+    rng = c.rng
+    cases = [([[2.0, 2.0]], [[1, 1]]), ([[1.0, 3.0, 50.0]], [[1, 1, 0]]), ([[0.5], [4.0]], [[1], [0]])]
+    cases += [_loss_case(rng) for _ in range(25)]
+    for i, (losses, mask) in enumerate(cases):
+        as_array = i % 2 == 1
+        args = (np.array(losses), np.array(mask)) if as_array else (losses, mask)
+        label = f"masked_perplexity({show_input(losses, 60)}, mask={show_input(mask, 40)})"
+        got = c.call(fn, *args, label=label)
+        if not is_number(got):
+            c.expect_type(got, float, label)
+        L, M = np.array(losses, dtype=float), np.array(mask, dtype=float)
+        want = math.exp((L * M).sum() / M.sum())
+        if close(got, want, 1e-7 * want):
+            continue
+        rows = [(np.array(r) * np.array(m)).sum() / max(1, sum(m)) for r, m in zip(losses, mask) if sum(m)]
+        advice = name_the_slip(got, [
+            (lambda: math.exp(L.mean()), "That is exp of the mean over *every* position, padding included: "
+                                         "padding is not text; its loss must not count."),
+            (lambda: math.exp((L * M).sum() / M.size), "The sum is right but you divided by all positions; "
+                                                       "divide by the number of real tokens."),
+            (lambda: float(np.mean([math.exp(r) for r in rows])), "That is the mean of each row's perplexity. "
+             "Pool the tokens first: one mean loss over every real token, then one exp."),
+            (lambda: math.exp(float(np.mean(rows))), "That averages the rows' mean losses, so a short row "
+             "counts as much as a long one. Pool over tokens: a long text counts for its length."),
+            (lambda: (L * M).sum() / M.sum(), "That is the mean loss itself; perplexity is its exponential."),
+            (lambda: 2 ** ((L * M).sum() / M.sum()), "The losses are in nats (natural log): use exp, not 2**."),
+        ], default="Perplexity = exp(sum of losses at real tokens / number of real tokens).")
+        c.fail(f"{label} returned {got!r}. {advice}")
+    label = "masked_perplexity([[3.0, 1.0]], mask=[[0, 0]])"
+    try:
+        got = c.call(fn, [[3.0, 1.0]], [[0, 0]], label=label)
+    except Raised as e:
+        if "ValueError" not in str(e):
+            c.fail(f"{label} should raise ValueError (no real token: no perplexity), but {e}")
+    else:
+        c.fail(f"{label} returned {got!r}; with no real token there is no perplexity: raise ValueError.")
+    return f"{len(cases)} fresh padded batches (lists and arrays), pooled over real tokens only; an all-padding batch refused."
+
+
+ex2 = CodingExercise(
+    "ex2", LAB, names="masked_perplexity", checker=_check_masked_perplexity, points=2,
+    refuses=("synthkit.train.tiny.perplexity", "synthkit.train.tiny.token_losses",
+             "synthkit.train.tiny.text_perplexities"),
+    title="Perplexity from token losses, with padding masked",
+    hints=[
+        "Perplexity is exp of the mean loss per real token. The mean runs over every real token of every "
+        "row together (pooled), not row by row; padding positions (mask 0) carry junk values.",
+        "np.asarray turns the lists into arrays; (losses * mask).sum() is the total loss of real tokens and "
+        "mask.sum() is how many there are. Check the count before dividing.",
+        "Watch for junk that is inf or nan at padding in real pipelines: np.where(mask > 0, losses, 0.0) "
+        "drops it where multiplying by 0 would not (inf * 0 is nan).",
+    ],
+    solution='''
+        import numpy as np
+
+        def masked_perplexity(losses, mask):
+            """exp(mean loss over the real tokens), pooled over all rows."""
+            losses, mask = np.asarray(losses, dtype=float), np.asarray(mask, dtype=float)
+            n = mask.sum()
+            if n == 0:
+                raise ValueError("no real token: perplexity is undefined")
+            return float(np.exp(np.where(mask > 0, losses, 0.0).sum() / n))
+    ''',
+)
+
+
+# --- exercise 3: mix_by_tokens -----------------------------------------------------------------
+def _docs(rng, n, base, longest=40):
+    """n documents of token ids (base + 0..499), each with its own first token, so that a
+    cut piece can only be the start of the document it was cut from."""
+    return [[base + first] + [base + rng.randrange(500) for _ in range(rng.randint(0, longest - 1))]
+            for first in rng.sample(range(500), n)]
+
+
+def _check_mix(c) -> str:
+    fn = c.get("mix_by_tokens", callable_=True)
+    rng = c.rng
+    cases = []
+    for _ in range(14):
+        real, synth = _docs(rng, rng.randint(1, 30), 0), _docs(rng, rng.randint(1, 12), 1000)
+        total = sum(map(len, real)) + sum(map(len, synth))
+        budget = rng.choice((rng.randint(1, 60), rng.randint(1, total), rng.randint(total, 4 * total)))
+        share = rng.choice((0.5, 0.0, 1.0, round(rng.random(), 3), 0.25))
+        cases.append((real, synth, budget, share))
+    cases.append((_docs(rng, 5, 0), _docs(rng, 3, 1000), 0, 0.5))
+    for _ in range(2):  # many short documents on both sides: an unshuffled mix shows
+        real, synth = _docs(rng, 30, 0, longest=6), _docs(rng, 20, 1000, longest=6)
+        cases.append((real, synth, 120, 0.5))
+    grouped = eligible = 0
+    for real, synth, budget, share in cases:
+        seed = rng.randint(0, 99)
+        label = f"mix_by_tokens(<{len(real)} real docs>, <{len(synth)} synthetic docs>, budget={budget}, share={share}, seed={seed})"
+        got = c.call(fn, real, synth, budget, share, seed, label=label)
+        if not isinstance(got, list) or not all(isinstance(d, list) for d in got):
+            c.fail(f"{label} returned {show_input(got, 60)}; return a list of documents, each a list of token ids.")
+        got = [list(d) for d in got]
+        n_synth = sum(len(d) for d in got if d and d[0] >= 1000)
+        if sum(map(len, got)) != budget:
+            c.fail(f"{label}: the documents hold {sum(map(len, got))} tokens in all; the budget is {budget}. "
+                   f"Cut the last document taken from each source so the counts come out exact.")
+        if n_synth != round(share * budget):
+            c.fail(f"{label}: {n_synth} synthetic tokens; the share asks for round(share x budget) = "
+                   f"{round(share * budget)}. Fill the synthetic quota first, the real one with the rest.")
+        if any(not d for d in got):
+            c.fail(f"{label} returned an empty document; leave out what holds no token.")
+        for source, name in ((real, "real"), (synth, "synthetic")):
+            mine = [d for d in got if (d[0] >= 1000) == (name == "synthetic")]
+            uses = Counter()
+            whole = {tuple(s): i for i, s in enumerate(source)}
+            cut = []
+            for d in mine:
+                if tuple(d) in whole:
+                    uses[whole[tuple(d)]] += 1
+                elif any(s[:len(d)] == d for s in source):
+                    cut.append(d)
+                else:
+                    c.fail(f"{label}: {show_input(d, 50)} is not a {name} document nor the start of one.")
+            if len(cut) > 1:
+                c.fail(f"{label}: {len(cut)} {name} documents are cut short; only the last one taken "
+                       f"from a source may be cut to fit.")
+            if mine:
+                counts = [uses.get(i, 0) for i in range(len(source))]
+                if max(counts) - min(counts) > 1:
+                    c.fail(f"{label}: one {name} document is used {max(counts)} times and another "
+                           f"{min(counts)}; use every document once before repeating any (epoch by epoch).")
+        again = c.call(fn, real, synth, budget, share, seed, label=label)
+        if [list(d) for d in again] != got:
+            c.fail(f"{label} gave a different mix the second time; draw the order with random.Random(seed).")
+        kinds = [d[0] >= 1000 for d in got]
+        if min(sum(kinds), len(kinds) - sum(kinds)) >= 5:  # a shuffle leaves these grouped with p < 1%
+            eligible += 1
+            grouped += kinds in (sorted(kinds), sorted(kinds, reverse=True))
+    if eligible >= 2 and grouped == eligible:
+        c.fail("Every mix returned all documents of one source before the other's: shuffle the combined list, "
+               "or a model trained in order sees all the real text, then all the synthetic text.")
+    label = "mix_by_tokens(real, [], budget=100, share=0.5, seed=0)"
+    try:
+        got = c.call(fn, _docs(rng, 3, 0), [], 100, 0.5, 0, label=label)
+    except Raised as e:
+        if "ValueError" not in str(e):
+            c.fail(f"{label} should raise ValueError (no synthetic text to fill a quota of 50), but {e}")
+    else:
+        c.fail(f"{label} returned a mix; with no synthetic documents a quota of 50 tokens cannot be met: "
+               f"raise ValueError.")
+    return f"{len(cases)} fresh mixes: exact budgets and shares, whole epochs, one cut per source, seeded."
+
+
+ex3 = CodingExercise(
+    "ex3", LAB, names="mix_by_tokens", checker=_check_mix, points=3,
+    refuses=("synthkit.pretrain.mix", "synthkit.pretrain.mix_ids", "synthkit.pretrain._take"),
+    title="A data mixer that hits an exact synthetic share of a token budget",
+    hints=[
+        "Two quotas: synthetic = round(share * budget) tokens, real = budget minus that. Fill each from its "
+        "own source with one helper, then put the two lists together and shuffle them.",
+        "The helper walks the source in a random order (rng.sample(range(len(docs)), len(docs))), takes "
+        "whole documents while they fit, and cuts the one that would overflow to the tokens still needed. "
+        "If the quota is not filled after a whole pass, start another pass in a new random order.",
+        "Use one rng = random.Random(seed) for everything, so the same seed gives the same mix. A quota of "
+        "zero takes nothing; a positive quota with no tokens in the source is a ValueError.",
+    ],
+    solution='''
+        import random
+
+        def mix_by_tokens(real, synthetic, budget, share, seed=0):
+            """Documents adding up to `budget` tokens, round(share * budget) of them synthetic."""
+            rng = random.Random(seed)
+
+            def take(docs, quota):
+                if quota and not sum(map(len, docs)):
+                    raise ValueError("a quota of tokens from a source with no text")
+                out = []
+                while quota:
+                    for i in rng.sample(range(len(docs)), len(docs)):
+                        piece = docs[i][:quota]
+                        if piece:
+                            out.append(piece)
+                            quota -= len(piece)
+                        if not quota:
+                            break
+                return out
+
+            n_synth = round(share * budget)
+            mixed = take(synthetic, n_synth) + take(real, budget - n_synth)
+            rng.shuffle(mixed)
+            return mixed
     ''',
 )
 
@@ -409,7 +415,7 @@ quiz = Quiz(LAB, [
                  "factor of e^0.5, about 1.65, in perplexity."),
     Question("The sceptical case says a model pretrained on synthetic text is good at what its teacher's "
              "text looks like. Which cell of the perplexity matrix tests that most directly?",
-             ["The real-only model on held-out real text, compared with its own training loss",
+             ["The real-only model on held-out real text, compared with its own training loss at the last step",
               "The synthetic-only model on held-out real text, against the real-only model on the same text",
               "The mixed model on held-out synthetic text, compared with the teacher's own perplexity",
               "The synthetic-only model on held-out synthetic text, against its own training loss"],
@@ -419,7 +425,7 @@ quiz = Quiz(LAB, [
     Question("A mix has a budget of 200,000 tokens and a synthetic share of 30%, but the synthetic corpus "
              "holds only 20,000 tokens. What does an exact-share mixer do?",
              ["Lowers the share to 10% so that no synthetic document is repeated",
-              "Fills the missing synthetic tokens with extra real text so that the budget is still met",
+              "Fills the missing synthetic tokens with extra real text, so that the token budget is still met exactly",
               "Uses every synthetic document three times (60,000 tokens) and fills 140,000 with real text",
               "Refuses: a share above the synthetic corpus's size is an error"],
              answer=2,
@@ -428,17 +434,17 @@ quiz = Quiz(LAB, [
     Question("What does 'curriculum control' mean in this lab?",
              ["Sorting the training documents from easy to hard before each epoch",
               "Raising the learning rate on the subjects with the highest loss",
-              "Removing the worst subject from the held-out set so that it cannot lower the average",
+              "Removing the worst subject from the held-out set, so that it can no longer drag the average perplexity up",
               "Generating extra passages on the subject the model is worst at, and retraining with them mixed in"],
              answer=3,
              why="Web text gives what people happened to write; a teacher can be pointed at a chosen subject. "
                  "The lab measures whether the targeted subject's perplexity moves more than the others'."),
     Question("At equal training steps, why can a filtered, smaller synthetic corpus lose to the unfiltered, "
              "larger one on held-out real text?",
-             ["Filtering changes the tokenizer, so the two perplexities are not comparable",
-              "The smaller corpus is repeated more often in the same number of steps, and the filters judge form, "
-              "not how much a passage resembles real text",
-              "Filters remove every passage that mentions its topic, so the model never sees topic words",
+             ["Filtering changes the tokenizer's vocabulary, so the two perplexities are no longer comparable",
+              "The small set is repeated more often in the same steps, and the filters judge form, not "
+              "closeness to real text",
+              "Filters remove every passage that mentions its own topic, so the model never sees topic words",
               "Quality filters always lower perplexity on real text, so it cannot lose"],
              answer=1,
              why="Equal steps means equal tokens seen; the smaller set is seen more times over. Rules about "
