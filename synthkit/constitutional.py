@@ -356,12 +356,20 @@ REVISE = Sampling(temperature=0.7, top_p=0.9, top_k=50, max_tokens=160)
 CRITIQUE_PROMPT = ("Read this request and the reply to it.\n\nRequest: {prompt}\n\nReply: {reply}\n\n"
                    "Rule: {rule}\nQuestion: {critique}\nAnswer Yes or No first, then give the reason "
                    "in one sentence.")
+# The 135M teacher, asked to "answer Yes or No first", restates the question instead ("The
+# reply contains no e-mail address...") in all 36 critiques of a first trial, so no verdict
+# could be read; pre-filling its turn with "Answer (Yes or No):" changed nothing. Pre-filled
+# with "Verdict:", 35 of the same 36 critiques began with Yes or No (28 agreeing with the
+# program). So the assistant turn starts with this text and the model continues with its
+# verdict and reason.
+CRITIQUE_PREFILL = "Verdict:"
 REVISION_PROMPT = ("Request: {prompt}\n\nReply: {reply}\n\nRule: {rule}\nCritique: {critique}\n\n"
                    "{revision} Write only the new reply.")
 
 
 def critique_verdict(text: str) -> str:
-    """"violation" when a critique starts with yes, "ok" with no, else "unclear"."""
+    """"violation" when a critique (the text after `CRITIQUE_PREFILL`) starts with yes,
+    "ok" with no, else "unclear"."""
     first = re.match(r"[\W_]*(\w+)", text or "")
     word = first.group(1).lower() if first else ""
     return {"yes": "violation", "no": "ok"}.get(word, "unclear")
@@ -403,7 +411,8 @@ def constitutional_ai(model, prompts: list[dict], constitution: Constitution | N
     items = [(prompts[i // n], rules[i // n], g) for i, g in enumerate(first)]
     asks = [CRITIQUE_PROMPT.format(prompt=p["prompt"], reply=g.text.strip(), rule=rule.rule, critique=rule.critique)
             for p, rule, g in items]
-    crits = model.chat(asks, critique.replace(seed=seed), progress=progress, cache=cache, desc="critique")
+    asks = [model.apply_chat_template([{"role": "user", "content": a}]) + CRITIQUE_PREFILL for a in asks]
+    crits = model.generate(asks, critique.replace(seed=seed), progress=progress, cache=cache, desc="critique")
     edits = [REVISION_PROMPT.format(prompt=p["prompt"], reply=g.text.strip(), rule=rule.rule,
                                     critique=c.text.strip(), revision=rule.revision)
              for (p, rule, g), c in zip(items, crits)]

@@ -168,12 +168,12 @@ def test_the_loop_runs_batched_with_provenance(teacher):
     prompts = [p for p in cai.cai_prompts()["red_team"] if p["principle"] in ("no-contact-details", "brief")][:3]
     prompts += [{"id": "x", "prompt": "Be rude to me about my spelling.", "principle": "kind-tone"}]
     calls = []
-    real_chat = teacher.chat
-    teacher.chat = lambda convs, *a, **k: calls.append(len(convs)) or real_chat(convs, *a, **k)
+    real_generate = teacher.generate
+    teacher.generate = lambda texts, *a, **k: calls.append(len(texts)) or real_generate(texts, *a, **k)
     try:
         recs = cai.constitutional_ai(teacher, prompts, n=2, respond=SMALL, revise=SMALL, progress=False)
     finally:
-        teacher.chat = real_chat
+        del teacher.generate
     assert calls == [4, 8, 8]  # three batched calls: 2 replies per prompt, one critique and revision each
     assert len(recs) == 8 and [r["id"] for r in recs[:2]] == [f"{prompts[0]['id']}/0", f"{prompts[0]['id']}/1"]
     rules = cai.load_constitution()
