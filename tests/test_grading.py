@@ -655,3 +655,24 @@ def test_check_in_a_notebook_says_plainly_that_the_exercise_wants_own_code(capsy
     out = capsys.readouterr().out
     assert "✗ ex4" in out and "asks for your own code" in out and "synthkit.metrics.distinct_n" in out
     assert progress.load()[-1]["status"] == "fail"
+
+
+def test_slowest_cells_reads_nbclient_timings():
+    """`synthkit run` names the cells where a lab's minutes go, from nbclient's recorded times."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    from synthkit.grading.runner import slowest_cells
+
+    def timed(source, start, end):
+        cell = new_code_cell(source)
+        cell.metadata["execution"] = {"iopub.execute_input": f"2026-01-01T00:{start}Z",
+                                      "shell.execute_reply": f"2026-01-01T00:{end}Z"}
+        return cell
+
+    nb = new_notebook(cells=[new_markdown_cell("# lab"), timed("# load\nmodel = load()", "00:00.000", "00:40.000"),
+                             timed("x = 1", "00:40.000", "00:41.000"),
+                             timed("train(model)", "01:00.000", "03:30.500"), new_code_cell("never run")])
+    nb = nbformat.from_dict(nb)
+    assert slowest_cells(nb) == [(3, 150.5, "train(model)"), (1, 40.0, "model = load()")]
+    assert slowest_cells(None) == []
