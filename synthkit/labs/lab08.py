@@ -94,7 +94,7 @@ def _check_gaussian_step(c) -> str:
                 (lambda: math.sqrt(var),
                  "Their variance looks like the data's standard deviation: the scale you pass must be the "
                  "standard deviation itself (its square is the variance)."),
-            ], same=lambda a, b: abs(a - b) <= 5 * var_se,
+            ], same=lambda a, b: abs(a - b) <= 5 * math.sqrt(2 / total) * max(b, var),  # b's own spread
                 default="Fit the variance to `data` by maximum likelihood and sample with its square root as scale.")
             c.fail(f"{label}: the new points have variance {got_var:.3f}, which is not the variance fitted "
                    f"to the data ({shown}) within five standard errors. {advice}")
