@@ -25,7 +25,7 @@ def _solutions() -> dict:
 
 def test_lab_module_shape():
     assert lab07.LAB == "07" and lab07.NOTEBOOK == "07_synthetic_pretraining.ipynb"
-    assert [ex.names for ex in CODING] == [("masked_perplexity",), ("mix_by_tokens",), ("textbook_quality",)]
+    assert [ex.names for ex in CODING] == [("textbook_quality",), ("masked_perplexity",), ("mix_by_tokens",)]
     assert len(lab07.quiz.questions) >= 4 and len({q.answer for q in lab07.quiz.questions}) > 1
 
 
@@ -45,7 +45,7 @@ def test_stubs_and_missing_names_are_missing(ex):
 
 
 WRONG = {
-    "ex1": [
+    "ex2": [
         ("""
 import numpy as np
 def masked_perplexity(losses, mask):
@@ -85,7 +85,7 @@ def masked_perplexity(losses, mask):
     perplexity(None, None, [])
 """, "your own code"),
     ],
-    "ex2": [
+    "ex3": [
         ("""
 import random
 def mix_by_tokens(real, synthetic, budget, share, seed=0):
@@ -139,7 +139,7 @@ def mix_by_tokens(real, synthetic, budget, share, seed=0):
     return mix_ids(real, synthetic, tokens=budget, share=share, seed=seed)
 """, "your own code"),
     ],
-    "ex3": [
+    "ex1": [
         ("""
 def textbook_quality(text, title):
     return [] if len(text.split()) >= 40 else ["short"]
@@ -164,7 +164,7 @@ def test_wrong_answers_fail_with_advice(name, code, expect):
     assert any(expect in r.message for r in failures), [r.message for r in failures]
 
 
-def test_ex3_reference_agrees_with_the_library_on_real_looking_text():
+def test_ex1_reference_agrees_with_the_library_on_real_looking_text():
     ns = _solutions()
     rng = np.random.default_rng(0)
     real, _ = pretrain.real_documents()
