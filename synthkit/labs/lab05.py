@@ -51,11 +51,11 @@ def _email(rng) -> tuple[str, str]:
     return f"{local}@{domain}.{tld}", probe
 
 
-def _link(rng) -> tuple[str, str]:
+def _link(rng, kind=None) -> tuple[str, str]:
     domain = ".".join(_label(rng) for _ in range(rng.randint(1, 2))) + "." + rng.choice(
         ("com", "org", "net", "edu", "io", "info", "co.uk", "de", "fr", "es"))
     path = rng.choice(("", "/", f"/{_label(rng)}", f"/{_label(rng)}/{rng.randint(1, 999)}", f"/{_label(rng)}.html"))
-    kind = rng.choice(("https", "http", "www", "bare"))
+    kind = kind or rng.choice(("https", "http", "www", "bare"))
     text = {"https": f"https://{domain}{path}", "http": f"http://{domain}{path}",
             "www": f"www.{domain}{path}", "bare": f"{domain}{path}"}[kind]
     return text, "a link without https:// or www." if kind == "bare" else "a link"
@@ -106,6 +106,9 @@ def _contact_cases(rng) -> list[tuple[str, str]]:
     cases.append((f"See https://{_label(rng)}.org/item/{digits} now", "a link with many digits (still no phone number)"))
     cases.append((f"Write to {_email(rng)[0]} or visit {_link(rng)[0]}", "an e-mail address and a link"))
     cases.append((f"Call {_phone(rng)[0]} or mail {_email(rng)[0]}", "a phone number and an e-mail address"))
+    cases.append((f"Details at {_link(rng, 'bare')[0]} soon", "a link without https:// or www."))
+    brackets = "".join(str(rng.randint(0, 9)) for _ in range(10))
+    cases.append((f"Ring ({brackets[:3]}) {brackets[3:6]}-{brackets[6:]} today", "a phone number with brackets"))
     cases.append((_words(rng).capitalize() + ".", "plain text"))
     cases.append(("", "an empty reply"))
     rng.shuffle(cases)

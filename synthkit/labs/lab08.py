@@ -46,7 +46,8 @@ def _check_gaussian_step(c) -> str:
     for regime in ("replace", "accumulate"):
         # small data, so that a fit with the wrong divisor is visibly off (N/(N-1) = 4/3 here)
         scale = rng.choice((rng.uniform(0.3, 0.6), rng.uniform(2.0, 4.0)))  # variance far from 1
-        data = np.array([rng.gauss(rng.uniform(-5, 5), scale) for _ in range(4)])
+        data = np.array([rng.gauss(0.0, scale) for _ in range(4)])
+        data += rng.choice((-1, 1)) * rng.uniform(2, 5) - data.mean()   # a mean well away from zero
         mean, var = float(data.mean()), float(data.var())
         seed = rng.randint(0, 2**31 - 1)
         n = rng.randint(3, 9)
