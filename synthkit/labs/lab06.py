@@ -426,14 +426,15 @@ essay1 = EssayExercise(
 # --- the concept check ---------------------------------------------------------------------
 quiz = Quiz(LAB, [
     Question("Why is the softened KL loss multiplied by T² in Hinton et al.'s distillation loss?",
-             ["The softened loss's gradients shrink like 1/T², so T² keeps their size the same for any T",
+             ["At high T its gradients shrink like 1/T², so T² keeps their scale steady as T changes",
               "T² turns the KL divergence into a cross-entropy, which is what the optimizer needs",
               "Without it the loss could be negative when the teacher is more confident than the student",
               "It undoes the temperature on the teacher's side, so only the student is ever softened"],
              answer=0,
-             why="Each softened probability moves like 1/T with the logits, and the softmax's derivative adds "
-                 "another 1/T: the gradient falls like 1/T². Scaling by T² keeps the learning rate meaning "
-                 "the same whatever T, and keeps a mixed-in hard loss in proportion."),
+             why="When T is large next to the gaps between logits, each softened probability moves like 1/T and "
+                 "the softmax's derivative adds another 1/T: the gradient falls like 1/T², and T² undoes it, "
+                 "keeping a mixed-in hard loss in proportion. At practical T on a real model the lab measured the "
+                 "gradient still falling with T even with the factor: the law is a high-temperature limit."),
     Question("Most of what people call distillation of chat models trains the student on what?",
              ["The teacher's hidden states at every layer, matched one layer at a time",
               "The teacher's chosen answers to many prompts, as ordinary fine-tuning data",
