@@ -5,7 +5,6 @@ profile in tests/test_notebooks.py."""
 from __future__ import annotations
 
 import random
-import textwrap
 from pathlib import Path
 
 import nbformat
@@ -14,16 +13,14 @@ import pytest
 from synthkit import rejection, verify
 from synthkit.grading.exercises import CodingExercise
 from synthkit.labs import lab04
+from labtests import solutions, assert_stubs_missing, assert_wrong_answers_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 CODING = [lab04.ex1, lab04.ex2, lab04.ex3]
 
 
 def _solutions() -> dict:
-    ns: dict = {}
-    for ex in CODING:
-        exec(textwrap.dedent(ex.solution_code), ns)
-    return ns
+    return solutions(CODING)
 
 
 def test_lab_module_shape():
@@ -47,9 +44,7 @@ def test_reference_solutions_pass_on_many_fresh_inputs(ex):
 
 @pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
 def test_stubs_and_missing_names_are_missing(ex):
-    assert ex.grade({}).status == "missing"
-    stub = {name: (lambda *a, **k: (_ for _ in ()).throw(NotImplementedError("write it"))) for name in ex.names}
-    assert ex.grade({**_solutions(), **stub}).status == "missing"
+    assert_stubs_missing(ex, CODING)
 
 
 WRONG = {
@@ -132,15 +127,7 @@ def majority_vote(answers):
 
 @pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
 def test_wrong_answers_fail_with_a_useful_message(ex):
-    for code, expected in WRONG[ex.name]:
-        ns: dict = {}
-        exec(textwrap.dedent(code), ns)
-        messages = []
-        for _ in range(6):   # a wrong answer fails whatever fresh inputs the check draws
-            result = ex.grade(ns)
-            assert result.status in ("fail", "error", "slow"), (code, str(result))
-            messages.append(result.message)
-        assert any(expected in m for m in messages), (code, messages)
+    assert_wrong_answers_fail(ex, WRONG[ex.name])
 
 
 def test_references_agree_with_the_library():

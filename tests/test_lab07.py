@@ -12,15 +12,13 @@ import pytest
 from synthkit import pretrain
 from synthkit.grading.exercises import CodingExercise
 from synthkit.labs import lab07
+from labtests import solutions, assert_stubs_missing
 
 CODING = [lab07.ex1, lab07.ex2, lab07.ex3]
 
 
 def _solutions() -> dict:
-    ns: dict = {}
-    for ex in CODING:
-        exec(textwrap.dedent(ex.solution_code), ns)
-    return ns
+    return solutions(CODING)
 
 
 def test_lab_module_shape():
@@ -39,9 +37,7 @@ def test_reference_solutions_pass_on_many_fresh_inputs(ex):
 
 @pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
 def test_stubs_and_missing_names_are_missing(ex):
-    assert ex.grade({}).status == "missing"
-    stub = {name: (lambda *a, **k: (_ for _ in ()).throw(NotImplementedError("write it"))) for name in ex.names}
-    assert ex.grade({**_solutions(), **stub}).status == "missing"
+    assert_stubs_missing(ex, CODING)
 
 
 WRONG = {
