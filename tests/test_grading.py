@@ -543,6 +543,22 @@ def test_the_library_s_own_function_earns_nothing_by_any_route(form, lab, exerci
     assert "asks for your own code" in r.message and f"{mod}.{lib}" in r.message
 
 
+def test_the_library_s_function_is_refused_even_when_its_signature_makes_the_call_fail():
+    """Lab 02 ex2 passes min_words=/max_words=, which the library's instruction_ok lacks: the
+    call fails before the library's first line runs, and must still read as a refusal (not
+    as an error in the student's code). Every case is tried so the order cannot hide it."""
+    from synthkit.grading.checks import refused_keys, refusing
+    from synthkit.self_instruct import instruction_ok
+
+    with refusing(refused_keys(["synthkit.self_instruct.instruction_ok"]), instruction_ok) as hits:
+        with pytest.raises(TypeError):
+            instruction_ok("Write a poem about rain.", min_words=6)
+    assert hits == ["synthkit.self_instruct.instruction_ok"]
+    ns = _student_namespace("from synthkit import self_instruct\nkeep_instruction = self_instruct.instruction_ok")
+    r = _exercise("02", "ex2").grade(ns)
+    assert r.status == "fail" and "asks for your own code" in r.message, str(r)
+
+
 def test_own_code_that_uses_allowed_library_helpers_still_passes():
     """Refusal is by function, not by module: lab 02 ex3's rouge_l_f1 may use rouge_tokenize
     from the same module as the refused lcs_length."""

@@ -110,10 +110,24 @@ class _Watch:
         return None  # no line-by-line tracing: the cost is one call per new frame
 
 
+def _is_refused(fn, watch: _Watch) -> None:
+    """Note `fn` itself when it *is* a refused function (bound, partial, wrapped): a call
+    that fails before its first line runs (a keyword the library's version lacks) is then
+    still reported as the library's, not as an error in the student's code."""
+    try:
+        code = _function_code(fn)
+    except (TypeError, AttributeError, RecursionError):
+        return
+    for name, _, file, dotted in watch.by_line.get(code.co_firstlineno, []):
+        if code.co_name == name and os.path.realpath(code.co_filename) == file and dotted not in watch.hits:
+            watch.hits.append(dotted)
+
+
 @contextmanager
-def refusing(keys: Iterable[RefusedKey]):
+def refusing(keys: Iterable[RefusedKey], fn: Any = None):
     """Watch the block for refused functions; yields the list of those that ran.
 
+    `fn`, the function about to be called, counts as run when it is a refused one.
     Uses ``sys.settrace`` (and ``threading.settrace`` for threads started meanwhile); the
     previous trace functions (a debugger's, coverage's) are put back afterwards.
     """
@@ -122,6 +136,8 @@ def refusing(keys: Iterable[RefusedKey]):
         yield []
         return
     watch = _Watch(keys)
+    if fn is not None:
+        _is_refused(fn, watch)
     previous, previous_threads = sys.gettrace(), threading.gettrace()
     sys.settrace(watch)
     threading.settrace(watch)

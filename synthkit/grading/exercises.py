@@ -205,7 +205,7 @@ class Checker:
         start = time.perf_counter()
         hits: list = []
         try:
-            with refusing(keys) as hits, time_limit(limit):
+            with refusing(keys, fn) as hits, time_limit(limit):
                 value = fn(*args, **kwargs)
             if hits:
                 raise Failed(refusal_message(label, hits))

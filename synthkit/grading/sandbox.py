@@ -234,7 +234,7 @@ def _call(namespace: dict, req: dict) -> dict:
     start = time.perf_counter()
     try:
         try:
-            with refusing(req["refuses"]) as hits, time_limit(req["limit"]):
+            with refusing(req["refuses"], fn) as hits, time_limit(req["limit"]):
                 value = fn(*args, **kwargs)
         finally:
             seconds = time.perf_counter() - start
