@@ -11,7 +11,6 @@ This is an engineering check, not legal advice.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 

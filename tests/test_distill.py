@@ -236,5 +236,17 @@ def test_resume_gives_the_same_run(student, targets, tmp_path):
     np.testing.assert_allclose(resumed.losses, straight.losses, rtol=2e-3)
     np.testing.assert_allclose(resumed.kls, straight.kls, rtol=2e-3)
     assert torch.allclose(student.model.model.norm.weight, trained, atol=1e-4)
+    # resuming the finished run trains nothing and gives back what it measured, KLs included
+    again = train_student(student, targets, out_dir=tmp_path, resume=True, **settings)
+    assert again.steps == 4 and again.resumed_from == 0 and again.kls == resumed.kls
     with pytest.raises(TrainingError, match="temperature differ"):
         train_student(student, targets, out_dir=tmp_path, resume=True, **{**settings, "temperature": 3.0})
+
+
+def test_decode_speed_runs_every_row_the_same_steps(student):
+    """decode_speed times a fixed number of greedy steps for every prompt (the end of an
+    answer ignored), so it does not depend on answer lengths; bad input is refused."""
+    tps = distill.decode_speed(student, PROMPTS[:3], tokens=4)
+    assert np.isfinite(tps) and tps > 0
+    with pytest.raises(ValueError, match="at least one prompt"):
+        distill.decode_speed(student, [], tokens=4)

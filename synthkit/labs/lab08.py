@@ -254,7 +254,7 @@ def _entropy_cases(rng) -> list[tuple[list[str], str]]:
 
 
 def _check_unigram_entropy(c) -> str:
-    from ..collapse import word_counts, words
+    from ..collapse import word_counts
 
     def entropy(counts, base=2.0):
         total = sum(counts)

@@ -24,7 +24,6 @@ The loss is tested against TRL's implementation (tests/test_dpo.py).
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -35,10 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from .data import IGNORE, DataError, Example, collate, encode, plan_batches
-from .loop import (TrainingError, _parts, check_settings, find_checkpoint, is_out_of_memory, load_state,
-                   load_weights, out_of_memory_error, pick_precision, rng_state, save_checkpoint,
-                   seed_everything, set_rng_state, warmup_cosine)
-from .sft import SUMMARY_FILE, _check_same_run, _digest, _save_final
+from .loop import (TrainingError, _parts, check_settings, find_checkpoint, is_out_of_memory, load_finished,
+                   out_of_memory_error, pick_precision, restore_checkpoint, rng_state, save_checkpoint,
+                   seed_everything, settings_digest, warmup_cosine)
+from .sft import SUMMARY_FILE, _save_final
 
 # beta 0.1 is the paper's and TRL's default. lr: DPO moves a model further per step than
 # SFT does (the loss pushes two sequences apart), so it trains at a smaller rate; 5e-6
@@ -46,6 +45,9 @@ from .sft import SUMMARY_FILE, _check_same_run, _digest, _save_final
 DEFAULT_BETA = 0.1
 DEFAULT_LR = 5e-6
 REFERENCE_FILE = "reference_logps.pt"
+# what a checkpoint or the final summary carries of a DPOResult, besides its steps
+RESULT_FIELDS = ("losses", "margins", "chosen_rewards", "rejected_rewards", "accuracies", "lrs", "step_seconds",
+                 "tokens", "train_seconds", "reference_seconds")
 
 
 # --- the loss --------------------------------------------------------------------------
@@ -289,7 +291,7 @@ def dpo(policy, pairs, *, beta: float = DEFAULT_BETA, epochs: float = 1, max_ste
         total_steps = max(1, math.ceil(epochs * per_epoch / grad_accum))
         plan = plan_batches(lengths, batch_size, math.ceil(epochs), seed)
     warmup_steps = int(warmup) if isinstance(warmup, int) or warmup >= 1 else round(warmup * total_steps)
-    settings = dict(pairs=_digest([[p.chosen.ids, p.chosen.taught, p.rejected.ids, p.rejected.taught]
+    settings = dict(pairs=settings_digest([[p.chosen.ids, p.chosen.taught, p.rejected.ids, p.rejected.taught]
                                    for p in examples]),
                     beta=beta, batch_size=batch_size, grad_accum=grad_accum, total_steps=total_steps, lr=lr,
                     warmup_steps=warmup_steps, max_len=max_len, seed=seed)
@@ -299,7 +301,7 @@ def dpo(policy, pairs, *, beta: float = DEFAULT_BETA, epochs: float = 1, max_ste
     result = DPOResult(total_steps=total_steps, pairs=len(examples), beta=beta, precision=prec.name,
                        device=str(device))
     out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and _finished(out_dir, settings, policy, result):
+    if resume and load_finished(out_dir, SUMMARY_FILE, settings, policy.model, result, RESULT_FIELDS):
         result.seconds = time.perf_counter() - t_start
         return result
 
@@ -313,7 +315,7 @@ def dpo(policy, pairs, *, beta: float = DEFAULT_BETA, epochs: float = 1, max_ste
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     scheduler = warmup_cosine(optimizer, warmup_steps, total_steps)
     if resume and (ckpt := find_checkpoint(out_dir)) is not None:
-        _restore(ckpt, settings, net, optimizer, scheduler, result)
+        restore_checkpoint(ckpt, settings, net, optimizer, scheduler, result, RESULT_FIELDS)
     if save_every is None and out_dir is not None:
         save_every = 50
 
@@ -411,41 +413,3 @@ def _reference(policy, examples, settings, prec, out_dir, batch_size, progress, 
         torch.save({"pairs": settings["pairs"], "logps": ref}, path)
     result.reference_seconds = time.perf_counter() - t0
     return ref
-
-
-def _restore(folder, settings, net, optimizer, scheduler, result: DPOResult) -> None:
-    state = load_state(folder)
-    _check_same_run(settings, state.get("settings", {}), folder)
-    load_weights(folder, net, lora=False)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-        saved = state["result"]
-    except (KeyError, ValueError, RuntimeError) as e:
-        raise TrainingError(f"the checkpoint {folder} is incomplete or corrupt ({e}); delete it to "
-                            f"start over, or resume=False") from None
-    for k in ("losses", "margins", "chosen_rewards", "rejected_rewards", "accuracies", "lrs", "step_seconds",
-              "tokens", "train_seconds", "reference_seconds"):
-        setattr(result, k, saved[k])
-    result.steps = result.resumed_from = state["step"]
-
-
-def _finished(out_dir, settings, policy, result: DPOResult) -> bool:
-    """A run asked to resume that already finished: load its weights, train nothing."""
-    path = out_dir / SUMMARY_FILE if out_dir is not None else None
-    if path is None or not path.exists():
-        return False
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise TrainingError(f"{path} is corrupt ({e}); delete {out_dir} to train again") from None
-    if not summary.get("complete"):
-        return False
-    _check_same_run(settings, summary["settings"], out_dir)
-    load_weights(out_dir, policy.model, lora=False)
-    for k in ("losses", "margins", "chosen_rewards", "rejected_rewards", "accuracies", "lrs", "step_seconds",
-              "steps", "tokens", "train_seconds", "reference_seconds"):
-        setattr(result, k, summary[k])
-    result.resumed_from, result.checkpoint = 0, str(out_dir)
-    return True

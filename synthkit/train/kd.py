@@ -42,14 +42,17 @@ import torch
 import torch.nn.functional as F
 
 from .data import IGNORE, Example, collate, plan_batches
-from .loop import (TrainingError, _parts, check_settings, find_checkpoint, is_out_of_memory, load_state,
-                   load_weights, out_of_memory_error, pick_precision, save_checkpoint, seed_everything,
-                   set_rng_state, warmup_cosine)
-from .sft import (SUMMARY_FILE, SFTResult, _check_same_run, _digest, _evaluate, _finished, _save_final,
-                  _state)
+from .loop import (TrainingError, _parts, check_settings, find_checkpoint, is_out_of_memory, load_finished,
+                   out_of_memory_error, pick_precision, restore_checkpoint, save_checkpoint, seed_everything,
+                   settings_digest, warmup_cosine)
+from .sft import RESULT_FIELDS as SFT_FIELDS
+from .sft import SUMMARY_FILE, SFTResult, _evaluate, _save_final, _state
 
 MODES = ("hard", "soft", "both")
 DEFAULT_TEMPERATURE = 2.0
+# what a checkpoint or the final summary carries of a KDResult: SFT's, plus the per-step
+# hard losses and KLs this loop also keeps
+RESULT_FIELDS = (*SFT_FIELDS, "hard_losses", "kls")
 DEFAULT_ALPHA = 0.5  # weight of the hard term in mode "both"
 DEFAULT_LR = 3e-4  # measured for a 6-layer student copied from the 30-layer teacher (see lab 06)
 
@@ -245,7 +248,7 @@ def train_student(student, targets: Targets, *, mode: str = "soft", temperature:
         total_steps = max(1, math.ceil(epochs * per_epoch / grad_accum))
         plan = plan_batches(lengths, batch_size, math.ceil(epochs), seed)
     warmup_steps = int(warmup) if isinstance(warmup, int) or warmup >= 1 else round(warmup * total_steps)
-    settings = dict(examples=_digest([e.ids for e in targets.examples] + [e.taught for e in targets.examples]),
+    settings = dict(examples=settings_digest([e.ids for e in targets.examples] + [e.taught for e in targets.examples]),
                     teacher=targets.teacher, k=targets.k, mode=mode, temperature=temperature,
                     alpha=alpha if mode == "both" else None, batch_size=batch_size, grad_accum=grad_accum,
                     total_steps=total_steps, lr=lr, warmup_steps=warmup_steps, seed=seed,
@@ -256,7 +259,7 @@ def train_student(student, targets: Targets, *, mode: str = "soft", temperature:
     result = KDResult(total_steps=total_steps, examples=len(targets), precision=prec.name, device=str(device),
                       mode=mode, temperature=temperature, alpha=alpha, top_k=targets.k)
     out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and _finished(out_dir, settings, student, result):
+    if resume and load_finished(out_dir, SUMMARY_FILE, settings, student.model, result, RESULT_FIELDS):
         summary = json.loads((out_dir / SUMMARY_FILE).read_text())
         result.hard_losses, result.kls = summary.get("hard_losses", []), summary.get("kls", [])
         result.seconds = time.perf_counter() - t_start
@@ -269,7 +272,7 @@ def train_student(student, targets: Targets, *, mode: str = "soft", temperature:
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     scheduler = warmup_cosine(optimizer, warmup_steps, total_steps)
     if resume and (ckpt := find_checkpoint(out_dir)) is not None:
-        _restore_kd(ckpt, settings, model, optimizer, scheduler, result)
+        restore_checkpoint(ckpt, settings, model, optimizer, scheduler, result, RESULT_FIELDS)
     if save_every is None and out_dir is not None:
         save_every = 50
 
@@ -348,25 +351,6 @@ def _kd_step(model, batches, prec, device, mode: str, temperature: float, alpha:
         kl_total += kl1.item() / taught
         tokens += int(b["attention_mask"].sum())
     return total, hard_total, kl_total, tokens
-
-
-def _restore_kd(folder, settings, model, optimizer, scheduler, result: KDResult) -> None:
-    """`sft`'s resume, plus the per-step hard losses and KLs this loop also keeps."""
-    state = load_state(folder)
-    _check_same_run(settings, state.get("settings", {}), folder)
-    load_weights(folder, model, lora=False)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-    except (KeyError, ValueError, RuntimeError) as e:
-        raise TrainingError(f"the checkpoint {folder} is incomplete or corrupt ({e}); delete it "
-                            f"to start over, or resume=False") from None
-    saved = state["result"]
-    for k in ("losses", "lrs", "step_seconds", "evals", "tokens", "taught_tokens", "train_seconds",
-              "hard_losses", "kls"):
-        setattr(result, k, saved.get(k, getattr(result, k)))
-    result.steps = result.resumed_from = state["step"]
 
 
 def _bar(total: int, done: int, enabled: bool, mode: str):

@@ -7,6 +7,7 @@ textbook version: for each step, for each micro-batch, loss, backward; clip, ste
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -204,6 +205,62 @@ def load_weights(folder: Path, model, lora: bool) -> None:
         if missing or unexpected:
             raise TrainingError(f"the checkpoint {folder} does not fit this model (missing {missing[:3]}, "
                                 f"unexpected {unexpected[:3]}); resume with the model it was trained from")
+
+
+# --- resuming a run ----------------------------------------------------------------------------
+
+def settings_digest(obj) -> str:
+    """A short fingerprint of what a run trains on, kept among its settings."""
+    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:16]
+
+
+def same_run(settings: dict, saved: dict, where) -> None:
+    """Refuse to resume, or to reuse, a run whose data or settings differ from these."""
+    differ = [k for k in settings if settings[k] != saved.get(k)]
+    if differ:
+        raise TrainingError(f"{where} holds a run with other settings ({', '.join(differ)} differ); "
+                            f"resume with the same data and settings, or use another out_dir (or resume=False)")
+
+
+def restore_checkpoint(folder: Path, settings: dict, net, optimizer, scheduler, result, fields, lora: bool = False) -> None:
+    """Put a checkpoint back (weights, optimizer, schedule, random state) and the `fields`
+    of `result` measured so far, so a killed run goes on exactly where it stopped."""
+    state = load_state(folder)
+    same_run(settings, state.get("settings", {}), folder)
+    load_weights(folder, net, lora)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        for k in fields:
+            setattr(result, k, state["result"][k])
+        result.steps = result.resumed_from = state["step"]
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise TrainingError(f"the checkpoint {folder} is incomplete or corrupt ({e}); delete it "
+                            f"to start over, or resume=False") from None
+
+
+def load_finished(out_dir: Path | None, summary_file: str, settings: dict, model, result, fields) -> bool:
+    """A run asked to resume that already finished: load its weights and what it measured
+    (`fields` of `result`, plus its steps), train nothing. False when there is none."""
+    path = Path(out_dir) / summary_file if out_dir is not None else None
+    if path is None or not path.exists():
+        return False
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise TrainingError(f"{path} is corrupt ({e}); delete {out_dir} to train again") from None
+    if not summary.get("complete"):
+        return False
+    same_run(settings, summary.get("settings", {}), out_dir)
+    load_weights(out_dir, model, lora=False)
+    try:
+        for k in (*fields, "steps"):
+            setattr(result, k, summary[k])
+    except KeyError as e:
+        raise TrainingError(f"{path} lacks {e}; delete {out_dir} to train again") from None
+    result.resumed_from, result.checkpoint = 0, str(out_dir)
+    return True
 
 
 # --- errors ------------------------------------------------------------------------------------

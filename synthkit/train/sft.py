@@ -24,7 +24,6 @@ it had not trained on yet.
 """
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
@@ -36,9 +35,9 @@ from pathlib import Path
 import torch
 
 from .data import IGNORE, collate, encode_all, plan_batches
-from .loop import (TrainingError, check_settings, find_checkpoint, is_out_of_memory, load_state,
-                   load_weights, out_of_memory_error, pick_precision, rng_state, save_checkpoint,
-                   seed_everything, set_rng_state, taught_loss, warmup_cosine)
+from .loop import (TrainingError, check_settings, find_checkpoint, is_out_of_memory, load_finished,
+                   out_of_memory_error, pick_precision, rng_state, save_checkpoint,
+                   restore_checkpoint, seed_everything, settings_digest, taught_loss, warmup_cosine)
 
 # Full fine-tuning or LoRA (r=16), measured with SmolLM2-135M:
 # - speed per step (benchmarks/bench_train.py, 16 x 64 tokens, 2 cores of an AVX512-BF16 /
@@ -132,7 +131,7 @@ def sft(student, records, *, epochs: float = 1, max_steps: int | None = None, ba
         total_steps = max(1, math.ceil(epochs * per_epoch / grad_accum))
         plan = plan_batches(lengths, batch_size, math.ceil(epochs), seed)
     warmup_steps = int(warmup) if isinstance(warmup, int) or warmup >= 1 else round(warmup * total_steps)
-    settings = dict(examples=_digest([e.ids for e in examples] + [e.taught for e in examples]),
+    settings = dict(examples=settings_digest([e.ids for e in examples] + [e.taught for e in examples]),
                     batch_size=batch_size, grad_accum=grad_accum, total_steps=total_steps, lr=lr,
                     warmup_steps=warmup_steps, max_len=max_len, seed=seed, lora=bool(lora),
                     lora_r=lora_r if lora else None, weight_decay=weight_decay)
@@ -142,7 +141,7 @@ def sft(student, records, *, epochs: float = 1, max_steps: int | None = None, ba
     result = SFTResult(total_steps=total_steps, examples=len(examples), precision=prec.name,
                        lora=bool(lora), device=str(device))
     out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and _finished(out_dir, settings, student, result):
+    if resume and load_finished(out_dir, SUMMARY_FILE, settings, student.model, result, RESULT_FIELDS):
         result.seconds = time.perf_counter() - t_start
         return result
 
@@ -157,7 +156,7 @@ def sft(student, records, *, epochs: float = 1, max_steps: int | None = None, ba
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     scheduler = warmup_cosine(optimizer, warmup_steps, total_steps)
     if resume and (ckpt := find_checkpoint(out_dir)) is not None:
-        _restore(ckpt, settings, net, optimizer, scheduler, result, bool(lora))
+        restore_checkpoint(ckpt, settings, net, optimizer, scheduler, result, RESULT_FIELDS, lora=bool(lora))
     if save_every is None and out_dir is not None:
         save_every = 50
 
@@ -257,38 +256,14 @@ def _bar(total: int, done: int, enabled: bool):
 
 # --- saving and resuming ----------------------------------------------------------------------
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj).encode()).hexdigest()[:16]
-
-
 def _state(settings, optimizer, scheduler, result: SFTResult) -> dict:
     return {"settings": settings, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "rng": rng_state(), "step": result.steps, "total_steps": result.total_steps,
             "result": asdict(result)}
 
 
-def _check_same_run(settings: dict, saved: dict, where) -> None:
-    differ = [k for k in settings if settings[k] != saved.get(k)]
-    if differ:
-        raise TrainingError(f"{where} holds a run with other settings ({', '.join(differ)} differ); "
-                            f"resume with the same data and settings, or use another out_dir (or resume=False)")
-
-
-def _restore(folder, settings, net, optimizer, scheduler, result: SFTResult, lora: bool) -> None:
-    state = load_state(folder)
-    _check_same_run(settings, state.get("settings", {}), folder)
-    load_weights(folder, net, lora)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
-    except (KeyError, ValueError, RuntimeError) as e:
-        raise TrainingError(f"the checkpoint {folder} is incomplete or corrupt ({e}); delete it "
-                            f"to start over, or resume=False") from None
-    saved = state["result"]
-    for k in ("losses", "lrs", "step_seconds", "evals", "tokens", "taught_tokens", "train_seconds"):
-        setattr(result, k, saved[k])
-    result.steps = result.resumed_from = state["step"]
+# what a checkpoint or the final summary carries of an SFTResult, besides its steps
+RESULT_FIELDS = ("losses", "lrs", "step_seconds", "evals", "tokens", "taught_tokens", "train_seconds")
 
 
 def _save_final(out_dir: Path, student, settings, result: SFTResult) -> Path:
@@ -302,22 +277,3 @@ def _save_final(out_dir: Path, student, settings, result: SFTResult) -> Path:
     for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
         shutil.rmtree(out_dir / name, ignore_errors=True)
     return out_dir
-
-
-def _finished(out_dir, settings, student, result: SFTResult) -> bool:
-    """A run asked to resume that already finished: load its weights, train nothing."""
-    path = out_dir / SUMMARY_FILE if out_dir is not None else None
-    if path is None or not path.exists():
-        return False
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise TrainingError(f"{path} is corrupt ({e}); delete {out_dir} to train again") from None
-    if not summary.get("complete"):
-        return False
-    _check_same_run(settings, summary["settings"], out_dir)
-    load_weights(out_dir, student.model, lora=False)
-    for k in ("losses", "lrs", "step_seconds", "evals", "steps", "tokens", "taught_tokens", "train_seconds"):
-        setattr(result, k, summary[k])
-    result.resumed_from, result.checkpoint = 0, str(out_dir)
-    return True

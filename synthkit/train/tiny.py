@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .loop import (TrainingError, find_checkpoint, is_out_of_memory, load_state, load_weights,
-                   pick_precision, save_checkpoint, seed_everything, warmup_cosine)
+                   pick_precision, same_run, save_checkpoint, seed_everything, warmup_cosine)
 
 EOT = "<|endoftext|>"  # separates documents in the stream; also starts every sample
 IGNORE = -100  # target value that carries no loss (padding)
@@ -294,7 +294,6 @@ def pretrain(texts, *, tokenizer=None, config: TinyConfig | None = None, tokens:
     finished one without training. device: default CUDA when present. source: words for
     the provenance file ("Wikipedia summaries, en").
     """
-    t_start = time.perf_counter()
     texts = _check_texts(texts, "pretrain")
     if tokens is not None and steps is not None:
         raise TrainingError("give tokens= (a token budget) or steps=, not both")
@@ -606,16 +605,9 @@ def _state(settings, optimizer, scheduler, run: TinyRun) -> dict:
             "eval_curve": run.eval_curve, "train_seconds": run.train_seconds, "tokens_seen": run.tokens_seen}
 
 
-def _same_run(settings: dict, saved: dict, where) -> None:
-    differ = [k for k in settings if settings[k] != saved.get(k)]
-    if differ:
-        raise TrainingError(f"{where} holds a run with other settings ({', '.join(differ)} differ); "
-                            f"use the same data and settings to resume, or another out_dir")
-
-
 def _restore(folder, settings, model, optimizer, scheduler, run: TinyRun) -> None:
     state = load_state(folder)
-    _same_run(settings, state.get("settings", {}), folder)
+    same_run(settings, state.get("settings", {}), folder)
     load_weights(folder, model, lora=False)
     try:
         optimizer.load_state_dict(state["optimizer"])
@@ -646,7 +638,7 @@ def _load_finished(out_dir: Path, settings: dict, run: TinyRun) -> bool:
         saved = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise TrainingError(f"{path} is corrupt ({e}); delete {out_dir} to train again") from None
-    _same_run(settings, saved.get("settings", {}), out_dir)
+    same_run(settings, saved.get("settings", {}), out_dir)
     load_weights(out_dir, run.model, lora=False)
     run.model.eval()
     run.losses, run.eval_curve = saved["losses"], [tuple(p) for p in saved.get("eval_curve") or []]
