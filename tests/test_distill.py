@@ -246,7 +246,9 @@ def test_resume_gives_the_same_run(student, targets, tmp_path):
 def test_decode_speed_runs_every_row_the_same_steps(student):
     """decode_speed times a fixed number of greedy steps for every prompt (the end of an
     answer ignored), so it does not depend on answer lengths; bad input is refused."""
-    tps = distill.decode_speed(student, PROMPTS[:3], tokens=4)
+    tps = distill.decode_speed(student, PROMPTS[:3], tokens=4, repeats=2)
     assert np.isfinite(tps) and tps > 0
     with pytest.raises(ValueError, match="at least one prompt"):
         distill.decode_speed(student, [], tokens=4)
+    with pytest.raises(ValueError, match="repeats"):
+        distill.decode_speed(student, PROMPTS[:1], tokens=4, repeats=0)
