@@ -566,8 +566,8 @@ def evaluate(student, teacher, held_out: Targets | list, *, prompts_for_agreemen
     if prompts_for_agreement:
         start = time.perf_counter()
         gens, _ = decode(student, prompts_for_agreement, max_tokens=max_tokens)
-        row["decode_tok_s"] = decode_speed(student, prompts_for_agreement)
         row["decode_seconds"] = time.perf_counter() - start
+        row["decode_tok_s"] = decode_speed(student, prompts_for_agreement)
         if teacher_greedy is not None:
             row.update(greedy_agreement([g.token_ids for g in gens], teacher_greedy, n_match))
     return row

@@ -26,6 +26,7 @@ student's value matches.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import numbers
@@ -98,7 +99,11 @@ class _Watch:
         self._real: dict[str, str] = {}
 
     def __call__(self, frame, event, arg):  # called for each new frame only ('call')
-        code = frame.f_code
+        self.note(frame.f_code)
+        return None  # no line-by-line tracing: the cost is one call per new frame
+
+    def note(self, code) -> None:
+        """Record `code` if it is a refused function's."""
         candidates = self.by_line.get(code.co_firstlineno)
         if candidates:
             path = self._real.get(code.co_filename)
@@ -107,20 +112,6 @@ class _Watch:
             for name, _, file, dotted in candidates:
                 if code.co_name == name and path == file and dotted not in self.hits:
                     self.hits.append(dotted)
-        return None  # no line-by-line tracing: the cost is one call per new frame
-
-
-def _is_refused(fn, watch: _Watch) -> None:
-    """Note `fn` itself when it *is* a refused function (bound, partial, wrapped): a call
-    that fails before its first line runs (a keyword the library's version lacks) is then
-    still reported as the library's, not as an error in the student's code."""
-    try:
-        code = _function_code(fn)
-    except (TypeError, AttributeError, RecursionError):
-        return
-    for name, _, file, dotted in watch.by_line.get(code.co_firstlineno, []):
-        if code.co_name == name and os.path.realpath(code.co_filename) == file and dotted not in watch.hits:
-            watch.hits.append(dotted)
 
 
 @contextmanager
@@ -136,8 +127,10 @@ def refusing(keys: Iterable[RefusedKey], fn: Any = None):
         yield []
         return
     watch = _Watch(keys)
-    if fn is not None:
-        _is_refused(fn, watch)
+    if fn is not None:  # `fn` *is* a refused function (bound, partial, wrapped): a call that
+        # fails before its first line runs (a keyword the library's version lacks) still counts
+        with contextlib.suppress(TypeError, AttributeError, RecursionError):
+            watch.note(_function_code(fn))
     previous, previous_threads = sys.gettrace(), threading.gettrace()
     sys.settrace(watch)
     threading.settrace(watch)

@@ -32,7 +32,6 @@ The loop is `sft`'s (same batches, precision, schedule, checkpoints and resume; 
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -260,8 +259,6 @@ def train_student(student, targets: Targets, *, mode: str = "soft", temperature:
                       mode=mode, temperature=temperature, alpha=alpha, top_k=targets.k)
     out_dir = Path(out_dir) if out_dir is not None else None
     if resume and load_finished(out_dir, SUMMARY_FILE, settings, student.model, result, RESULT_FIELDS):
-        summary = json.loads((out_dir / SUMMARY_FILE).read_text())
-        result.hard_losses, result.kls = summary.get("hard_losses", []), summary.get("kls", [])
         result.seconds = time.perf_counter() - t_start
         return result
     if any(p.dtype != torch.float32 for p in model.parameters()):
