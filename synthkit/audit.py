@@ -63,13 +63,52 @@ def teacher_terms() -> list[dict]:
     return [dict(t) for t in _terms()]
 
 
+def _normal(name: str) -> str:
+    """A model name as the table's `match` pieces are written: lower case, with '_', ':' and
+    spaces read as '-' ('Llama_3_2', 'llama3.2:3b' and 'Qwen2.5 72B' all compare)."""
+    return re.sub(r"[_:\s]+", "-", name.lower())
+
+
+def _fit(name: str, piece: str) -> int:
+    """How specifically `piece` fits the (normalised) name: its length, or 0 when absent.
+    A piece ending in a digit must not run on into another digit, so 'llama-3' does not
+    select 'llama-30b'."""
+    piece = _normal(piece)
+    tail = r"(?!\d)" if piece[-1:].isdigit() else ""
+    return len(piece) if re.search(re.escape(piece) + tail, name) else 0
+
+
+def matching_terms(model: str | None) -> list[tuple[int, dict]]:
+    """(specificity, row) for every row with a piece in the model name, most specific first.
+    Specificity is the length of the row's longest fitting piece, so a narrow row
+    ('llama-3.2', 'qwen2.5-3b') wins over a broad one ('llama-3') whatever the file order."""
+    name = _normal(model or "")
+    fits = [(max(_fit(name, m) for m in row["match"]), row) for row in _terms()]
+    return sorted(((k, dict(row)) for k, row in fits if k), key=lambda kr: -kr[0])
+
+
 def terms_for(model: str | None) -> dict | None:
-    """The row of the table whose `match` substrings fit the model name, or None."""
-    name = (model or "").lower().replace("_", "-")
-    for row in _terms():
-        if any(m in name for m in row["match"]):
-            return dict(row)
-    return None
+    """The table row for a model name (the most specific match), or None when no row fits.
+
+    Two rows fitting equally well is an error, not a coin toss: it raises SynthkitError
+    naming both, because silently picking one is how a broad row used to shadow a narrow one.
+    """
+    rows = matching_terms(model)
+    if not rows:
+        return None
+    tied = [row["name"] for k, row in rows if k == rows[0][0]]
+    if len(tied) > 1:
+        raise SynthkitError(f"{model!r} fits the teacher-terms rows {' and '.join(tied)} equally well; "
+                            f"give the teacher's exact model id")
+    return rows[0][1]
+
+
+def _terms_or_none(model: str | None) -> dict | None:
+    """terms_for for display (summary, card): an ambiguous name shows as not in the table."""
+    try:
+        return terms_for(model)
+    except SynthkitError:
+        return None
 
 
 def spdx_problems(expression: str) -> list[str]:
@@ -185,7 +224,8 @@ def check_provenance(record: Mapping, line: int = 0) -> list[Finding]:
 
     Required: provenance.model, .params, .seed and .license. A field is missing when it is
     absent or null (a seed of 0 is a seed). A licence of "unknown" is flagged; so is a
-    teacher whose terms restrict training other or competing models on its outputs.
+    teacher whose terms restrict training other or competing models on its outputs, and a
+    model name that two rows of the table fit equally well (ambiguous-teacher).
     """
     prov = record.get("provenance")
     if not isinstance(prov, Mapping):
@@ -198,7 +238,10 @@ def check_provenance(record: Mapping, line: int = 0) -> list[Finding]:
         out.append(Finding(line, "provenance", "unknown-license", f"licence is {license!r}"))
     model = prov.get("model")
     if model is not None:
-        row = terms_for(str(model))
+        try:
+            row = terms_for(str(model))
+        except SynthkitError as e:
+            return out + [Finding(line, "provenance", "ambiguous-teacher", str(e), value=str(model))]
         if row is None:
             out.append(Finding(line, "provenance", "unknown-teacher",
                                f"{model!r} is not in the teacher-terms table: read its licence"))
@@ -485,7 +528,7 @@ class AuditReport:
         lines = [f"audit of {self.path}: {self.records} records on {self.lines_read} lines, "
                  f"{len(self.findings)} findings on {len(self.flagged_lines())} lines"]
         for (model, lic), n in self.provenance.most_common():
-            row = terms_for(model)
+            row = _terms_or_none(model)
             terms = ("not in the teacher-terms table" if row is None else
                      "terms restrict training other models on its outputs" if row["restricts_competing_models"]
                      else "terms do not restrict training on its outputs")
@@ -562,7 +605,7 @@ def dataset_card(report: AuditReport, *, pretty_name: str = "Synthetic data set"
     teachers wrote it and under which terms, before training on it."""
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    teachers = [(m, lic, k, terms_for(m)) for (m, lic), k in report.provenance.most_common()]
+    teachers = [(m, lic, k, _terms_or_none(m)) for (m, lic), k in report.provenance.most_common()]
     hub = {row["hub_license"] if row else "other" for _, _, _, row in teachers} or {"other"}
     data = DatasetCardData(license=hub.pop() if len(hub) == 1 else "other", language=[language],
                            pretty_name=pretty_name, tags=["synthetic"],
@@ -751,11 +794,19 @@ def score_pii(planted: Sequence[tuple[str, list[tuple[str, str]]]], detector=Non
 
 
 # ---------------------------------------------------------------------------------------
-# Does the teacher memorise? An extraction test in the style of Carlini et al. (2021)
+# Does the teacher memorise? Discoverable memorisation (Carlini et al., 2023)
 # ---------------------------------------------------------------------------------------
+# Carlini, Ippolito, Jagielski, Lee, Tramer and Zhang, "Quantifying Memorization Across
+# Neural Language Models" (ICLR 2023) call a training sequence memorised when the model,
+# prompted with the k tokens that precede it in the training data and decoding greedily,
+# emits it exactly; they found the share grows with model size, with how often the text is
+# duplicated and with k. Our variant counts words instead of tokens, and prompts with
+# Wikipedia sentences we cannot prove the teacher was trained on, so a miss means "not
+# memorised, or never seen": the share it measures is a lower bound.
 def memorisation_prompts(texts: Sequence[str], prefix_words: int, target_words: int) -> list[tuple[str, str]]:
     """(prefix, true continuation) pairs: the first `prefix_words` words of each text and
-    the `target_words` words that follow (texts too short are skipped)."""
+    the `target_words` words that follow (texts too short are skipped). The prefix plays
+    the paper's k tokens of context, the continuation the sequence to be reproduced."""
     out = []
     for text in texts:
         w = text.split()
@@ -777,7 +828,8 @@ def matching_words(generated: str, target: str) -> int:
 def memorisation_test(model, pairs: Sequence[tuple[str, str]], *, max_tokens: int | None = None,
                       progress: bool = False) -> dict:
     """Greedy continuations of each prefix, scored against the true continuation: the share
-    that reproduce it exactly, and the mean number of leading words that match."""
+    that reproduce it exactly (discoverably memorised, in Carlini et al.'s 2023 sense), the
+    share whose first word is right, and the mean number of leading words that match."""
     if not pairs:
         return {"n": 0, "exact": float("nan"), "first_word": float("nan"), "mean_words": float("nan"), "rows": []}
     target_words = max(len(words(t)) for _, t in pairs)

@@ -1,9 +1,11 @@
 """synthkit.audit and `synthkit audit`: each check on planted cases (found where planted,
 silent on look-alikes), the n-gram rule against a brute-force scan, the teacher-terms table
-(SPDX ids valid, sources dated), and bad input (not JSON, not an object, huge lines, empty
-and binary files) reported by line with the findings before it kept."""
+(SPDX ids valid, sources and check dates given, the most specific row wins and no two rows
+tie), and bad input (not JSON, not an object, huge lines, empty and binary files) reported by
+line with the findings before it kept."""
 from __future__ import annotations
 
+import datetime
 import json
 import random
 import subprocess
@@ -30,28 +32,72 @@ def _write(tmp_path, lines, name="data.jsonl") -> Path:
 # --- teacher terms ----------------------------------------------------------------------
 def test_teacher_terms_table_is_complete_and_valid():
     rows = audit.teacher_terms()
-    names = " ".join(r["name"] for r in rows)
-    for teacher in ("SmolLM2", "Llama 3 ", "Llama 3.1", "Qwen 2.5", "Mistral 7B", "Gemma", "OpenAI", "Anthropic",
-                    "Gemini"):
-        assert teacher in names + " ", teacher
+    names = [r["name"] for r in rows]
+    assert len(set(names)) == len(names)
+    for teacher in ("SmolLM2", "Llama 2", "Llama 3 (", "Llama 3.1", "Llama 3.2", "Llama 3.3", "Apache-2.0 sizes",
+                    "Qwen research licence", "Qwen licence", "Mistral 7B", "Gemma 1 to 3", "Gemma 4", "gpt-oss",
+                    "OpenAI API", "Anthropic", "Gemini"):
+        assert any(teacher in n for n in names), teacher
     for r in rows:
-        assert r["source"].startswith("https://") and str(r["read"]) == "2026-11-26"
+        assert r["source"].startswith("https://"), r["name"]
+        assert isinstance(r["checked"], datetime.date), r["name"]  # a TOML date, not free text
+        assert r["evidence"].startswith("read offline:") or "not found offline" in r["evidence"], r["name"]
         assert isinstance(r["restricts_competing_models"], bool) and len(r["outputs"]) > 40
+        assert r["models"] and all(m == m.lower() for m in r["match"]), r["name"]
         if r["spdx"]:
             assert audit.spdx_problems(r["spdx"]) == [], r["name"]
     assert audit.spdx_problems("Llama-3-Community") != []  # custom licences are not SPDX ids
+    assert "NOT LEGAL ADVICE" in (ROOT / "synthkit" / "data" / "teacher_terms.toml").read_text()
+
+
+def test_no_two_rows_tie_for_any_model_id_a_row_names():
+    """Every model id and every match piece a row names selects that row, and no other row
+    fits it as well (the most specific match wins, so the file order cannot matter)."""
+    for row in audit.teacher_terms():
+        for model in row["models"] + row["match"]:
+            fits = audit.matching_terms(model)
+            assert fits and fits[0][1]["name"] == row["name"], (model, [(k, r["name"]) for k, r in fits])
+            assert len(fits) == 1 or fits[1][0] < fits[0][0], (model, [(k, r["name"]) for k, r in fits])
+
+
+def test_row_order_does_not_matter(monkeypatch):
+    rows = audit._terms()
+    monkeypatch.setattr(audit, "_terms", lambda: tuple(reversed(rows)))
+    for row in rows:
+        for model in row["models"]:
+            assert audit.terms_for(model)["name"] == row["name"], model
 
 
 @pytest.mark.parametrize("model, name, restricts", [
     ("SmolLM2-135M-Instruct-Q4_1", "SmolLM2", False), ("Meta-Llama-3.1-8B-Instruct", "Llama 3.1", True),
-    ("meta-llama/Meta-Llama-3-8B-Instruct", "Llama 3 (", True), ("Qwen/Qwen2.5-7B-Instruct", "most sizes", False),
-    ("Qwen2.5-72B-Instruct", "72B", True), ("mistralai/Mistral-7B-Instruct-v0.3", "Mistral", False),
-    ("google/gemma-2-2b-it", "Gemma", True), ("gpt-4o-mini", "OpenAI", True), ("claude-3-5-haiku", "Anthropic", True),
+    ("meta-llama/Meta-Llama-3-8B-Instruct", "Llama 3 (", True), ("meta-llama/Llama-2-13b-chat-hf", "Llama 2", True),
+    # the reviewer's cases: 3.2 and 3.3 fell into the Llama 3 row, Qwen2.5-3B/72B into the Apache row
+    ("meta-llama/Llama-3.2-3B-Instruct", "Llama 3.2", True), ("Llama-3.3-70B-Instruct", "Llama 3.3", True),
+    ("llama3.2:1b", "Llama 3.2", True), ("Llama_3_2_1B", "Llama 3.2", True),
+    ("Qwen/Qwen2.5-7B-Instruct", "Apache-2.0 sizes", False), ("Qwen/Qwen2.5-32B-Instruct-GGUF", "Apache-2.0 sizes", False),
+    ("Qwen/Qwen2.5-3B-Instruct", "research licence", True), ("Qwen/Qwen2.5-Coder-3B-Instruct", "research licence", True),
+    ("Qwen2.5-72B-Instruct", "Qwen licence", True), ("qwen2.5:72b", "Qwen licence", True),
+    ("mistralai/Mistral-7B-Instruct-v0.3", "Mistral", False),
+    ("google/gemma-2-2b-it", "Gemma 1 to 3", True), ("google/gemma-4-E4B-it", "Gemma 4", False),
+    ("gpt-4o-mini", "OpenAI API", True), ("openai/gpt-oss-20b", "gpt-oss", False), ("claude-3-5-haiku", "Anthropic", True),
 ])
 def test_terms_for_matches_model_names(model, name, restricts):
     row = audit.terms_for(model)
     assert row is not None and name in row["name"] and row["restricts_competing_models"] is restricts
-    assert audit.terms_for("my-own-model-v2") is None
+
+
+@pytest.mark.parametrize("model", ["my-own-model-v2", "llama-30b", "Qwen2.5-Instruct", "Llama-4-Scout-17B-16E"])
+def test_names_no_row_covers_are_not_guessed(model):
+    """A bare family name, a size the table has not checked or a model that only contains a
+    row's piece inside a longer number ('llama-3' in 'llama-30b') is not in the table."""
+    assert audit.terms_for(model) is None
+
+
+def test_a_name_two_rows_fit_equally_is_an_error_and_a_finding():
+    with pytest.raises(SynthkitError, match="equally well"):
+        audit.terms_for("claude-gemini-merge")
+    found = audit.check_provenance({"provenance": {**PROV, "model": "claude-gemini-merge"}}, 5)
+    assert [(f.line, f.kind) for f in found] == [(5, "ambiguous-teacher")]
 
 
 # --- provenance ---------------------------------------------------------------------------
