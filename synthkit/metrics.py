@@ -3,7 +3,8 @@
 Diversity has no single number, so the labs look at it from three sides: surface words
 (`distinct_n`), word order (`self_rouge`, the measure Self-Instruct's filter is built on)
 and meaning (`embed`, `mean_pairwise_cosine`, `topic_clusters`). Correctness on tasks
-with checkable answers is summarised by `pass_at_k`.
+with checkable answers is summarised by `pass_at_k`, shares by `share_interval`, and
+every before/after comparison on the same items by `paired_difference`.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import itertools
 import math
 import os
 import random
+import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -90,6 +93,135 @@ def share_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# ---------------------------------------------------------------------------------------
+# Before and after on the same items: one paired test for every comparison
+# ---------------------------------------------------------------------------------------
+
+PAIRED_RESAMPLES = 10_000     # bootstrap resamples and sign flips for continuous values
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """What changed from `before` to `after` on the same items, and whether it is noise.
+
+    `mean` is after minus before (a difference in rates for 0/1 outcomes), `low`/`high`
+    its 95% interval, `p` the two-sided p-value of "no change", `n` the number of items.
+    For 0/1 outcomes `better` and `worse` count the items that flipped each way: the only
+    items that carry evidence in a paired comparison.
+    """
+    mean: float
+    low: float
+    high: float
+    p: float
+    n: int
+    test: str
+    binary: bool
+    better: int | None = None
+    worse: int | None = None
+    labels: tuple[str, str] = ("before", "after")
+
+    def verdict(self, higher: str = "higher", lower: str = "lower",
+                same: str = "no clear difference", alpha: float = 0.05) -> str:
+        """One word for the direction when p < alpha, else `same`."""
+        if self.p >= alpha:
+            return same
+        return higher if self.mean > 0 else lower
+
+    def __str__(self) -> str:
+        what = f"{self.labels[1]} - {self.labels[0]}"
+        if self.binary:
+            return (f"{what} = {self.mean * 100:+.1f} points "
+                    f"[95% CI {self.low * 100:+.1f}, {self.high * 100:+.1f}], {self.test} p = {self.p:.3g}, "
+                    f"n = {self.n} ({self.better} better, {self.worse} worse)")
+        return (f"{what} = {self.mean:+.4g} [95% CI {self.low:+.4g}, {self.high:+.4g}], "
+                f"{self.test} p = {self.p:.3g}, n = {self.n}")
+
+    __repr__ = __str__
+
+
+def paired_difference(before, after, *, seed: int = 0, binary: bool | None = None,
+                      labels: tuple[str, str] = ("before", "after")) -> PairedDifference:
+    """Decide a before/after comparison on the same items with a paired test.
+
+    Two 95% intervals that overlap do not mean "no difference", and two that do not overlap
+    are the wrong test too: the same items scored twice are correlated, and the pairing is
+    the evidence. So:
+    - 0/1 outcomes (`binary`, detected when every value is 0 or 1): McNemar's exact test,
+      a binomial test on the items that flipped, with Newcombe's score (Stat Med 1998, 17:2635,
+      paired data, method 10)
+      interval for the difference of paired rates;
+    - other values: the mean paired difference with a paired bootstrap (percentile)
+      interval, and a sign-flip randomisation p-value (no normality assumed).
+    `labels` name the two arms in the printed line (e.g. ``("hard", "soft")`` for two
+    students scored on the same held-out answers).
+    """
+    a = np.asarray(before, dtype=np.float64).ravel()
+    b = np.asarray(after, dtype=np.float64).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"paired_difference needs the same items before and after: got {len(a)} "
+                         f"values before and {len(b)} after (score every item in both arms)")
+    if not len(a):
+        raise ValueError("paired_difference needs at least one item scored before and after")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("paired_difference got a NaN or infinite value: drop or fix those items in both arms")
+    if binary is None:
+        binary = bool(np.isin(a, (0.0, 1.0)).all() and np.isin(b, (0.0, 1.0)).all())
+    result = _mcnemar(a, b) if binary else _paired_bootstrap(a, b, seed)
+    return dataclasses.replace(result, labels=tuple(labels))
+
+
+def _mcnemar(a, b) -> PairedDifference:
+    if not (np.isin(a, (0.0, 1.0)).all() and np.isin(b, (0.0, 1.0)).all()):
+        raise ValueError("binary=True needs every value to be 0 or 1")
+    n = len(a)
+    both = int(((a == 1) & (b == 1)).sum())
+    worse = int(((a == 1) & (b == 0)).sum())
+    better = int(((a == 0) & (b == 1)).sum())
+    neither = n - both - worse - better
+    flips = better + worse
+    # exact two-sided binomial test of the flips against a fair coin
+    tail = sum(math.comb(flips, i) for i in range(min(better, worse) + 1)) / 2 ** flips
+    p = min(1.0, 2 * tail) if flips else 1.0
+    low, high = _newcombe_paired(both, worse, better, neither)
+    return PairedDifference((better - worse) / n, low, high, p, n, "McNemar exact", True, better, worse)
+
+
+def _newcombe_paired(both: int, worse: int, better: int, neither: int) -> tuple[float, float]:
+    """Newcombe's method 10: Wilson intervals of the two rates, combined with their
+    correlation phi. Stays inside [-1, 1] and behaves at 0 and n, where Wald does not."""
+    n = both + worse + better + neither
+    p1, p2 = (both + worse) / n, (both + better) / n           # before, after
+    l1, u1 = share_interval(both + worse, n)
+    l2, u2 = share_interval(both + better, n)
+    denom = math.sqrt((both + worse) * (better + neither) * (both + better) * (worse + neither))
+    phi = (both * neither - worse * better) / denom if denom else 0.0
+    d = p2 - p1
+    low = d - math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
+    high = d + math.sqrt(max(0.0, (u2 - p2) ** 2 - 2 * phi * (u2 - p2) * (p1 - l1) + (p1 - l1) ** 2))
+    return max(-1.0, low), min(1.0, high)
+
+
+def _paired_bootstrap(a, b, seed: int) -> PairedDifference:
+    d = b - a
+    n = len(d)
+    rng = np.random.default_rng(seed)
+    if n == 1:
+        return PairedDifference(float(d[0]), float("nan"), float("nan"), 1.0, 1, "paired bootstrap", False)
+    means = np.empty(PAIRED_RESAMPLES)
+    for start in range(0, PAIRED_RESAMPLES, 1000):       # in blocks: memory stays small for big n
+        idx = rng.integers(0, n, size=(min(1000, PAIRED_RESAMPLES - start), n))
+        means[start:start + len(idx)] = d[idx].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    flipped = np.empty(PAIRED_RESAMPLES)
+    for start in range(0, PAIRED_RESAMPLES, 1000):
+        signs = rng.choice((-1.0, 1.0), size=(min(1000, PAIRED_RESAMPLES - start), n))
+        flipped[start:start + len(signs)] = (signs * d).mean(axis=1)
+    observed = abs(d.mean())
+    p = (1 + int((np.abs(flipped) >= observed - 1e-12).sum())) / (PAIRED_RESAMPLES + 1)
+    return PairedDifference(float(d.mean()), float(low), float(high), min(1.0, p), n,
+                            "paired bootstrap, sign-flip", False)
 
 
 # ---------------------------------------------------------------------------------------
