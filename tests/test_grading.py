@@ -117,6 +117,13 @@ def test_hint_and_solution_print_text(capsys):
     assert "def add(a, b):" in out
 
 
+def test_a_hint_past_the_last_says_there_are_no_more(capsys):
+    ADD.hint(len(ADD.hints) + 1)
+    out = capsys.readouterr().out
+    assert "seen them all" in out and "ex9.solution()" in out
+    assert "Hint" not in out          # not the last hint again
+
+
 def test_a_broken_checker_is_an_error_never_a_pass():
     def bad(c):
         raise RuntimeError("bug in the check")

@@ -276,7 +276,12 @@ class Exercise:
         if not self.hints:
             _say(f"There is no hint for {self.name}; read the cell above it again.")
             return
-        n = max(1, min(int(n), len(self.hints)))
+        n = max(1, int(n))
+        if n > len(self.hints):
+            last = "one hint" if len(self.hints) == 1 else f"{len(self.hints)} hints"
+            _say(f"{self.name} has {last}, and you have seen them all: try {self.name}.solution() "
+                 f"if you are still stuck.", colour="#9a6700")
+            return
         more = f"\n(Another hint: {self.name}.hint({n + 1}))" if n < len(self.hints) else ""
         _say(f"Hint {n} for {self.name}: {self.hints[n - 1]}{more}", colour="#9a6700")
 
