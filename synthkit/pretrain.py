@@ -8,7 +8,14 @@ curriculum of topics, filters keep the clean ones, and a small model learns from
     kept = [p for p in passages if p["passed"]]         # the quality filters' verdict
     mixed = pretrain.mix(real_texts, [p["text"] for p in kept], tokenizer, tokens=200_000, share=0.5)
 
-The "textbooks are all you need" recipe has three parts, one function each here:
+What the papers did: phi-1 ("Textbooks Are All You Need", Gunasekar et al. 2023, a 1.3B
+code model) pretrained on about 6B tokens of *real* web code (The Stack and StackOverflow,
+kept by a classifier trained on GPT-4's judgements of educational value) plus about 1B
+tokens of textbooks written by GPT-3.5, then fine-tuned on about 180M tokens of synthetic
+exercises. A mostly synthetic corpus came with phi-1.5 (Li et al. 2023): about 20B tokens of
+general-domain synthetic textbooks beside phi-1's 7B. This module is the synthetic half, as
+a variant (a weak teacher, rule-based filters instead of a trained classifier), in three
+parts, one function each:
 
 * **a curriculum**: what to write about. The Wikipedia summaries come with 11 subject
   labels (People, Mathematics, ...) and thousands of article titles, so a topic is a
@@ -20,9 +27,12 @@ The "textbooks are all you need" recipe has three parts, one function each here:
 * **quality filters** that need no model: long enough, finished, plain prose (no lists
   or headings), no chat preamble, on topic, not looping (`quality_reasons`).
 
-Then `mix` builds a training set with an exact synthetic share of a token budget, and
-`subject_perplexity` breaks a model's perplexity down by subject: the measurements of
-lab 07. The tiny model itself lives in `synthkit.train.tiny`.
+Then `mix` builds a training set with an exact synthetic share of a token budget,
+`held_out_scores` gives a model's pooled perplexity and each held-out text's own loss (the
+items of a paired comparison), `subject_perplexity` breaks perplexity down by subject, and
+`validation_split` halves the held-out text so that a weak subject is chosen on one half
+and judged on the other: the measurements of lab 07. The tiny model itself lives in
+`synthkit.train.tiny`.
 """
 from __future__ import annotations
 
@@ -275,6 +285,40 @@ def _take(docs: list[list[int]], quota: int, rng: random.Random, name: str) -> l
 
 
 # --- measuring -----------------------------------------------------------------------------------------
+
+def validation_split(docs: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Held-out documents in two halves, (validation, test): choose on one, judge on the other.
+
+    The subject a model looks worst at on some text is partly worst by chance (its documents
+    happened to be hard), so on that same text it will look better next time whatever you do:
+    regression to the mean. Picking the weak subject on the validation half and measuring the
+    cure on the test half keeps that chance out of the verdict. Within each subject the
+    documents, ordered by a hash of their title, alternate between the halves, so every subject
+    with two or more documents is in both, and the split is the same on every machine."""
+    validation, test = [], []
+    by_subject: dict[str, list[dict]] = {}
+    for d in docs:
+        by_subject.setdefault(d["subject"], []).append(d)
+    for group in by_subject.values():
+        for k, d in enumerate(sorted(group, key=lambda d: _bucket("validation:" + d["title"]))):
+            (validation if k % 2 == 0 else test).append(d)
+    keep = {id(d) for d in test}
+    return [d for d in docs if id(d) not in keep], [d for d in docs if id(d) in keep]
+
+
+def held_out_scores(model, tokenizer, texts: list[str]) -> tuple[float, np.ndarray]:
+    """(perplexity pooled over every token, each text's mean token loss), from one pass.
+
+    The pooled perplexity is the matrix's number; the per-text losses (log-perplexities, in
+    nats per token) are the items of a paired comparison: two models scored on the same
+    held-out texts differ text by text, and `metrics.paired_difference` decides on those."""
+    from .train.tiny import token_losses
+    losses = token_losses(model, tokenizer, list(texts))
+    if not any(len(l) for l in losses):
+        raise PretrainDataError("held_out_scores needs at least one token of text")
+    return (float(np.exp(np.concatenate(losses).mean())),
+            np.array([l.mean() if len(l) else np.nan for l in losses]))
+
 
 def subject_perplexity(model, tokenizer, docs: list[dict]) -> dict[str, float]:
     """Perplexity per subject (pooled over the subject's tokens), for docs with "subject" and "text"."""

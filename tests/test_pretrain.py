@@ -1,6 +1,7 @@
 """Synthetic pretraining data (synthkit.pretrain) and its commands: the curriculum, the
-quality filters, mixing at an exact share, per-subject perplexity, a real teacher writing
-passages, and `synthkit textbooks` / `synthkit pretrain` end to end."""
+quality filters, mixing at an exact share, per-subject perplexity, held-out scores and the
+validation/test halves, a real teacher writing passages, and `synthkit textbooks` /
+`synthkit pretrain` end to end."""
 from __future__ import annotations
 
 import gzip
@@ -124,6 +125,32 @@ def test_subject_perplexity_pools_tokens_per_subject():
     for s, value in by.items():
         assert value == pytest.approx(perplexity(model, tok, [d["text"] for d in docs if d["subject"] == s]),
                                       rel=1e-5)
+
+
+def test_validation_split_halves_every_subject_the_same_way_everywhere():
+    _, held = pretrain.real_documents()
+    validation, test = pretrain.validation_split(held)
+    assert sorted(d["title"] for d in validation + test) == sorted(d["title"] for d in held)
+    assert not {d["title"] for d in validation} & {d["title"] for d in test}
+    for subject, n in Counter(d["subject"] for d in held).items():
+        v = sum(d["subject"] == subject for d in validation)
+        assert v - (n - v) in (0, 1)  # alternate within a subject: both halves, one apart at most
+    again = pretrain.validation_split(list(reversed(held)))  # order of the input does not matter
+    assert {d["title"] for d in again[1]} == {d["title"] for d in test}
+    small = [d for d in held if d["subject"] == "Mathematics"][:2]
+    assert [len(half) for half in pretrain.validation_split(small)] == [1, 1]
+
+
+def test_held_out_scores_give_the_pooled_perplexity_and_each_texts_own_loss():
+    from synthkit.train.tiny import TinyConfig, TinyGPT, perplexity, text_perplexities, train_tokenizer
+    real, held = pretrain.real_documents()
+    tok = train_tokenizer([d["text"] for d in real[:80]], vocab_size=400)
+    model = TinyGPT(TinyConfig(vocab_size=400, n_layer=1, n_head=2, d_model=16, context=32))
+    texts = [d["text"] for d in held[:12]]
+    pooled, per_text = pretrain.held_out_scores(model, tok, texts)
+    assert pooled == pytest.approx(perplexity(model, tok, texts), rel=1e-5)
+    assert per_text.shape == (12,)
+    assert np.allclose(np.exp(per_text), text_perplexities(model, tok, texts), rtol=1e-5)
 
 
 def test_read_documents_from_text_and_jsonl(tmp_path):

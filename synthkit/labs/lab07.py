@@ -364,33 +364,43 @@ ex3 = CodingExercise(
 essay1 = EssayExercise(
     "essay1", LAB, points=2, title="How far can synthetic pretraining go?",
     prompt="""
-        The chapter ends on an open question: could a large model be pretrained entirely on text that
-        other models wrote, and match the same architecture trained on human text? Argue a position
-        using what you measured here: which held-out text each arm of your perplexity matrix was good
-        and bad at, what aiming the teacher at the weakest subject did, and what the quality filters
-        bought at equal steps. Then say what would have to be true of the teacher, the curriculum and
-        the filters for a 100%-synthetic run at scale to work, and which measurement would convince
-        you that it had (or had not).
+        phi-1 was pretrained mostly on filtered web code with a synthetic minority; phi-1.5 was the
+        first Phi model whose corpus was mostly synthetic. The chapter ends on an open question: could
+        a large model be pretrained entirely on text that other models wrote, and match the same
+        architecture trained on human text? Argue a position using what you measured here: which
+        held-out text each arm of your perplexity matrix was good and bad at, what aiming the teacher
+        at the weakest subject did, and what the quality filters bought at equal steps. Then say what
+        would have to be true of the teacher, the curriculum and the filters for a 100%-synthetic run
+        at scale to work, and which measurement would convince you that it had (or had not).
     """,
-    hints=["Start from the off-diagonal cells of the perplexity matrix: how much worse is the synthetic-only "
-           "model on real text than the real-only model, and the other way round? What does the mix give up?"],
+    hints=["Start from the off-diagonal cells of the perplexity matrix and the paired test printed under them: "
+           "is the synthetic-only model clearly worse on real text than the real-only model, and by how much? "
+           "Then quote the difference in differences from part 5 and both filter tests from part 6."],
     solution="""
-        Points a strong answer touches on (any well-argued answer is fine):
-        - The matrix: each pure arm is best on its own kind of text; the synthetic-only model is far worse on
-          real held-out text (the teacher's 135M-parameter style is narrow: repeated openings, generic
-          vocabulary, invented facts), while the mix stays close to the real-only model on real text and
-          close to the synthetic-only one on synthetic text. That is the sceptical case, measured: a model
-          fits its training distribution, and a teacher's distribution is narrower than the web's.
-        - Curriculum control works in the narrow sense (the targeted subject's perplexity moves more than the
-          others), but on real text it helps only as far as the teacher's passages resemble real writing on
-          that subject.
-        - Filters at equal steps: measure, do not assume; with a weak teacher the filters mostly remove
-          broken formatting and loops, which matters more for the synthetic eval than the real one.
+        Points a strong answer touches on (any well-argued answer is fine); the numbers are the
+        student's own run, quoted from the printed paired tests, not from a fixed expectation:
+        - What the papers did: phi-1 (Gunasekar et al. 2023, a 1.3B code model) learned mostly from about
+          6B tokens of web code kept by a classifier trained on GPT-4 ratings, plus under 1B tokens of
+          GPT-3.5 textbooks and a fine-tuning pass on about 180M tokens of synthetic exercises. Only
+          phi-1.5 (Li et al. 2023) made synthetic text the majority (about 20B tokens beside phi-1's 7B),
+          judged on benchmarks rather than on modelling human text. Neither trained on synthetic text alone.
+        - The matrix: the paired test on held-out real text says whether the synthetic-only model is
+          clearly worse there than the real-only model (the sceptical case) and by how much (exp of the
+          mean is the per-text perplexity ratio); the reverse test gives the cost on the teacher's text.
+          The two costs come from different texts, so their sizes are compared, not tested.
+        - Curriculum control: the difference in differences on the test half (weak subject chosen on the
+          validation half, so regression to the mean cannot make the cure look good). Clearly negative:
+          the aim helped beyond synthetic text in general; unclear: the run cannot tell the aim from noise,
+          and with a weak teacher it can help real text only as far as its passages resemble real writing.
+        - Filters at equal steps: quote both paired tests; rules about lists, preambles and loops judge form,
+          so one would expect them to matter more for the synthetic evaluation than for the real one, and the
+          answer says whether the run agreed.
+        - The tests cover the draw of held-out texts, not the training seed: a convincing claim needs reruns.
         - At scale it needs: a teacher much stronger and broader than the student, a curriculum broad enough
           to cover the natural distribution's long tail (not only textbook topics), diversity controls
           (styles, personas, seeds from real documents), and decontamination against evals.
         - Convincing evidence: held-out human text from many domains (not textbook-shaped benchmarks), long-
-          tail coverage, and open-ended tasks, compared at equal compute with a web-trained twin.
+          tail coverage, and open-ended tasks, compared at equal compute and over seeds with a web-trained twin.
     """,
 )
 
@@ -438,7 +448,8 @@ quiz = Quiz(LAB, [
               "Generating extra passages on the subject the model is worst at, and retraining with them mixed in"],
              answer=3,
              why="Web text gives what people happened to write; a teacher can be pointed at a chosen subject. "
-                 "The lab measures whether the targeted subject's perplexity moves more than the others'."),
+                 "The lab measures, on held-out text that played no part in choosing the subject, whether the "
+                 "targeted arm beats an untargeted arm on that subject by more than on the others."),
     Question("At equal training steps, why can a filtered, smaller synthetic corpus lose to the unfiltered, "
              "larger one on held-out real text?",
              ["Filtering changes the tokenizer's vocabulary, so the two perplexities are no longer comparable",
@@ -449,4 +460,36 @@ quiz = Quiz(LAB, [
              answer=1,
              why="Equal steps means equal tokens seen; the smaller set is seen more times over. Rules about "
                  "lists, preambles and loops clean the form of the text, which need not move real-text perplexity."),
+    Question("What was phi-1 ('Textbooks Are All You Need', 2023) pretrained on?",
+             ["About 20B tokens of synthetic textbooks on general topics, with no web data of any kind",
+              "About 6B tokens of web code kept by a GPT-4-taught classifier, plus about 1B synthetic tokens",
+              "All of The Stack, unfiltered, then a fine-tuning pass on GPT-3.5's textbooks and exercises",
+              "Only synthetic Python exercises with their solutions: about 180M tokens written by GPT-3.5"],
+             answer=1,
+             why="phi-1's corpus was mostly real, filtered code (The Stack and StackOverflow, chosen by a "
+                 "classifier trained on GPT-4's ratings of educational value) plus under 1B tokens of GPT-3.5 "
+                 "textbooks; the 180M tokens of exercises were a fine-tuning step afterwards. The ~20B-token "
+                 "synthetic corpus came with phi-1.5."),
+    Question("Part 5 picks the weakest subject on the validation half of the held-out text and judges the "
+             "targeted arm on the test half. Why not use one set of texts for both?",
+             ["The test half holds more texts of each subject, so only its perplexities are precise "
+              "enough to use",
+              "Its texts may have been hard by luck; judged on those same texts it would look better "
+              "after any change",
+              "The tokenizer was trained on the validation half, so its perplexities are biased downwards",
+              "The teacher's targeted passages are written about the validation half's titles, so they leak"],
+             answer=1,
+             why="Regression to the mean: picking the maximum of noisy measurements picks some noise too, and "
+                 "that noise does not repeat on fresh texts. The test half played no part in the choice."),
+    Question("On the test half, the targeted arm's mean loss per token is 0.10 nats below the untargeted arm's "
+             "on the weak subject, and 0.04 nats below it on the other subjects. What is the difference in "
+             "differences, and what does it say?",
+             ["-0.14 nats: the two gains add up, so the targeted arm is better by 0.14 overall",
+              "-0.06 nats: the aim helped the weak subject 0.06 nats per token more than the others",
+              "-0.10 nats: once an arm is targeted, the other subjects no longer enter the comparison",
+              "+0.06 nats: the other subjects gained more than the weak subject did from the aim"],
+             answer=1,
+             why="(-0.10) - (-0.04) = -0.06. Both differences already subtract the untargeted control, so "
+                 "synthetic text in general cancels; subtracting the other subjects' change leaves the aim. "
+                 "Whether -0.06 is more than noise is the paired test's job."),
 ])
