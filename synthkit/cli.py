@@ -30,8 +30,9 @@ def course_root(start: Path | None = None) -> Path:
 # JupyterLab forgets a widget's state when a notebook is closed unless this setting is on:
 # a reopened lab then shows "Error displaying widget: model not found" where its quiz and
 # progress bars were. An overrides.d file in the lab's settings folder changes the default
-# for this Python environment only (a user's own choice in Settings still wins).
-WIDGET_SETTINGS = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+# for this Python environment only (a user's own choice in Settings still wins). Installing
+# synthkit puts the file there (pyproject's data-files); `start` writes it again if missing.
+SETTINGS_SOURCE = Path(__file__).parent / "data" / "lab-settings" / "synthkit.json"
 
 
 def lab_settings_file() -> Path:
@@ -41,9 +42,8 @@ def lab_settings_file() -> Path:
 def ensure_widget_state_saved() -> bool:
     """Turn on 'Save Widget State Automatically' for this environment's JupyterLab;
     False if its settings folder is not writable (then say how to turn it on by hand)."""
-    import json
     path = lab_settings_file()
-    text = json.dumps(WIDGET_SETTINGS, indent=2) + "\n"
+    text = SETTINGS_SOURCE.read_text(encoding="utf-8")
     try:
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,6 +60,7 @@ class Quiz:
         self.lab, self.questions, self.name = lab, list(questions), name
         self.answers: dict[int, bool] = {}  # question number (1-based) -> right?
         self.choices: dict[int, int] = {}  # question number -> index of the latest choice
+        self._answers_handle = None         # the plain-text answers under the widget, if shown
         self._restored = False
 
     # --- the answers saved so far ----------------------------------------------------------
@@ -190,11 +191,31 @@ class Quiz:
                 self._mark(number, change["new"], via="widget")
                 feedback.value = self._feedback_html(number, change["new"])
                 score.value = html.escape(self.score_line())
+                if self._answers_handle is not None:
+                    self._answers_handle.update(self._answers_bundle(), raw=True)
 
             radio.observe(on_pick, names="value")
             parts.append(w.VBox([w.HTML(f"<b>{number}.</b> {_inline_code(q.text)}"), radio, feedback]))
         parts.append(score)
         return QuizBox(parts).add_class("synthkit-quiz")
+
+    def answers_html(self) -> str:
+        """The answers given so far as plain HTML, shown under the clickable quiz.
+
+        A saved notebook keeps a widget only as a reference to a model in the kernel, so a
+        notebook reopened where widget state was not saved (a viewer, an editor, a server
+        without the setting) cannot draw the quiz. This line is ordinary output: it reads
+        the same anywhere."""
+        if not self.choices:
+            return (f"<i>Concept check (lab {self.lab}): no answers yet. Pick a choice above; "
+                    f"your answers are listed here too.</i>")
+        marks = ", ".join(f"{n}&nbsp;{LETTERS[i]}&nbsp;{'✓' if i == self.questions[n - 1].answer else '✗'}"
+                          for n, i in sorted(self.choices.items()))
+        return f"<b>Your answers (lab {self.lab})</b>: {marks}. {html.escape(self.score_line())}"
+
+    def _answers_bundle(self) -> dict:
+        text = re.sub(r"<[^>]+>", "", self.answers_html()).replace("&nbsp;", " ")
+        return {"text/html": self.answers_html(), "text/plain": html.unescape(text)}
 
     def _feedback_html(self, number: int, index: int) -> str:
         colour = "#1a7f37" if index == self.questions[number - 1].answer else "#cf222e"
@@ -207,6 +228,7 @@ class Quiz:
             from IPython.display import display
             try:
                 display(self.widget())
+                self._answers_handle = display(self._answers_bundle(), raw=True, display_id=True)
                 return
             except ImportError:  # no ipywidgets: the text quiz below
                 display(Note(self.text()))

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator, Sequence
 
+from ..bars import bar
 from ..cache import make_key, resolve_cache
 from ..errors import PromptTooLongError
 from .chat import render_chat
@@ -280,8 +281,7 @@ def _progress(total: int, desc: str, enabled: bool):
     """
     if not enabled or total == 0:
         return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="seq", smoothing=0, dynamic_ncols=True)
+    return bar(total=total, desc=desc, unit="seq", smoothing=0)
 
 
 def _rate(tokens: int, seconds: float) -> str:

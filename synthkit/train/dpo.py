@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..bars import bar as progress_bar
 from .data import IGNORE, DataError, Example, collate, encode, plan_batches
 from .loop import (TrainingError, _parts, check_settings, find_checkpoint, is_out_of_memory, load_finished,
                    out_of_memory_error, pick_precision, restore_checkpoint, rng_state, save_checkpoint,
@@ -179,8 +180,7 @@ def reference_logps(model, pairs: list[Pair], *, batch_size: int = 8, precision=
     out = []
     starts = range(0, len(pairs), batch_size)
     if progress:
-        from tqdm.auto import tqdm
-        starts = tqdm(starts, desc="reference log-probs", unit="batch", dynamic_ncols=True)
+        starts = progress_bar(iterable=starts, desc="reference log-probs", unit="batch")
     try:
         for s in starts:
             chunk = pairs[s:s + batch_size]
@@ -321,8 +321,7 @@ def dpo(policy, pairs, *, beta: float = DEFAULT_BETA, epochs: float = 1, max_ste
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total_steps, initial=result.steps, desc="dpo", unit="step", dynamic_ncols=True)
+        bar = progress_bar(total=total_steps, initial=result.steps, desc="dpo", unit="step")
     net.train()
     try:
         for step in range(result.steps, total_steps):

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from ..bars import bar
 from .data import IGNORE, collate, encode_all, plan_batches
 from .loop import (TrainingError, check_settings, find_checkpoint, is_out_of_memory, load_finished,
                    out_of_memory_error, pick_precision, rng_state, save_checkpoint,
@@ -250,8 +251,7 @@ def _with_lora(model, r: int):
 def _bar(total: int, done: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=done, desc="sft", unit="step", dynamic_ncols=True)
+    return bar(total=total, initial=done, desc="sft", unit="step")
 
 
 # --- saving and resuming ----------------------------------------------------------------------

@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..bars import bar
 from .loop import (TrainingError, find_checkpoint, is_out_of_memory, load_state, load_weights,
                    pick_precision, same_run, save_checkpoint, seed_everything, warmup_cosine)
 
@@ -391,8 +392,7 @@ def pretrain(texts, *, tokenizer=None, config: TinyConfig | None = None, tokens:
 def _bar(total: int, done: int, enabled: bool, desc: str):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=done, desc=desc, unit="step", dynamic_ncols=True)
+    return bar(total=total, initial=done, desc=desc, unit="step")
 
 
 # --- evaluation ------------------------------------------------------------------------------------
