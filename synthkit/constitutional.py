@@ -1,10 +1,17 @@
 """Constitutional AI as synthetic preference data: respond, critique, revise, pair.
 
-Bai et al. (2022) wrote down a *constitution*, a short list of rules, and let a model
-improve its own replies against it: the model answers a prompt, critiques its answer
-against one rule, then rewrites the answer to address the critique. The original answer
-and the rewrite form a preference pair (rejected, chosen) with no human rater in the
-loop, ready for DPO (`synthkit.train.dpo`).
+Bai et al. (2022) wrote down a *constitution*, a short list of rules, and trained a model
+in two stages. Supervised: the model answers a red-team prompt, critiques its answer
+against a rule and rewrites it, and is fine-tuned on the rewrites. Reinforcement
+learning from AI feedback (RLAIF): the fine-tuned model answers each prompt twice, a
+model judges which of the two replies keeps a principle better, a preference model is
+trained on those AI labels, and the policy is trained with RL (PPO) against it. The
+paper never pairs an answer with its own rewrite.
+
+This module runs a later, cheaper variant used by open re-implementations (e.g. Hugging
+Face's "Constitutional AI with open LLMs" recipe, 2024): the stage-1 loop, and then each
+(original, rewrite) taken as a preference pair (rejected, chosen) for DPO
+(`synthkit.train.dpo`), with no preference model and no RL.
 
 The method rests on a claim: checking a reply against a rule is easier than writing a
 reply that keeps it, so the same model can improve on itself. This module lets you test
@@ -23,6 +30,8 @@ of the loop can be scored against ground truth:
 `constitutional_ai` is the practitioner's entry point (also `synthkit cai`): records with
 the original, the critique, the revision, every verdict and provenance; `to_pairs` and
 `to_trl` turn them into TRL's preference format (prompt / chosen / rejected).
+`red_team_compliance` and `sampled_logps` measure a trained model: how often it keeps
+the rules, and how far it moved from where it started.
 """
 from __future__ import annotations
 
@@ -508,10 +517,13 @@ PAIR_FILTERS = ("none", "critique", "verified")
 
 def to_pairs(records: list[dict], filter: str = "verified") -> list[dict]:
     """(original, revision) -> (rejected, chosen), one pair per record that has a revision
-    unlike its original.
+    unlike its original: the open variant's pairs (see the module docstring), not Bai et
+    al.'s, whose preferences compared two samples of the fine-tuned model.
 
-    filter: "none" keeps every such pair (the loop as published: always revise, always
-    pair); "critique" keeps those whose critique found a violation (AI feedback alone);
+    filter: "none" keeps every such pair (the open DPO variant of Constitutional AI as
+    usually run: always revise, always pair; Bai et al. fine-tuned on every revision and
+    made no such pairs); "critique" keeps those whose critique found a violation (AI
+    feedback alone);
     "verified" keeps only pairs where the program passes the chosen reply and fails the
     rejected one (AI feedback plus a verifier; judge-only records are dropped).
     Each pair has prompt, chosen, rejected, principle, id, verdict and provenance.
@@ -563,9 +575,14 @@ def red_team_compliance(model, prompts: list[dict], constitution: Constitution |
                         cache=True, desc: str = "red-team replies") -> dict:
     """`n` replies to each red-team prompt (greedy unless `sampling` says otherwise), each
     judged by its principle's program: {"k", "n", "rate", "ci", "replies", "passed",
-    "by_principle"}. The before/after number of lab 05. With n > 1 the replies to one
-    prompt are not independent, so the interval is too narrow: read it as a lower bound
-    on the uncertainty."""
+    "prompt_ids", "by_principle"}, the lists prompt-major (prompt 1's n replies, then
+    prompt 2's...).
+
+    Lab 05's before/after number. Two runs on the same prompts with the same n and seed
+    line up item by item, so compare them with `metrics.paired_difference` on `passed`,
+    not by their intervals. With n > 1 the replies to one prompt are not independent:
+    the interval is too narrow and a per-reply test too confident, so also compare the
+    per-prompt shares (group `passed` by `prompt_ids`)."""
     constitution = constitution or load_constitution()
     rules = [_principle_for(p, constitution, None) for p in prompts]
     keep = [(p, r) for p, r in zip(prompts, rules) if r.checkable]
@@ -580,4 +597,46 @@ def red_team_compliance(model, prompts: list[dict], constitution: Constitution |
     for (_, rule), ok in zip(keep, passed):
         per.setdefault(rule.id, []).append(ok)
     return {**_share(sum(passed), len(passed)), "replies": [g.text.strip() for g in gens], "passed": passed,
+            "prompt_ids": [str(p.get("id", p["prompt"])) for p, _ in keep],
             "by_principle": {pid: sum(v) / len(v) for pid, v in per.items()}}
+
+
+# ---------------------------------------------------------------------------------------
+# The price of training: log-probabilities of exactly what was sampled
+# ---------------------------------------------------------------------------------------
+
+def sampled_logps(model, generations) -> list[tuple[float, int]]:
+    """(summed log-probability, tokens scored) of each generation under `model` (a torch-
+    backend model), counting exactly the tokens the sampler drew: the reply's own token
+    ids, then the end of the turn only for a reply that ended there (finish_reason "stop",
+    no stop strings), scored as the chance of any end-of-turn token. A reply cut off by
+    max_tokens ended by the limit, not by a draw, so nothing is added after it.
+
+    Why not score the reply's text: tokenizing it again can give ids the model never
+    drew, and appending an end-of-turn token to a cut-off reply scores a token that was
+    never sampled. Averaged over samples drawn from `model` itself, sum(log pi - log
+    ref) / tokens is a Monte Carlo estimate of KL(pi || ref) per token (of replies up
+    to the sampling's max_tokens)."""
+    # torch is imported here, not at the top: `synthkit` reads this module's PAIR_FILTERS
+    # at start-up for its CLI, and no other function here needs torch
+    import torch
+
+    net = model.model
+    ends = sorted(model.eos_ids)
+    was_training, out = net.training, []
+    net.eval()
+    try:
+        with torch.no_grad():
+            for g in generations:
+                prompt, reply = model.prompt_ids(g.prompt), [int(t) for t in g.token_ids]
+                ids = torch.tensor([prompt + reply], device=net.device)
+                # row t predicts reply token t; the last row, what follows the reply
+                logp = net(input_ids=ids).logits[0, len(prompt) - 1:].float().log_softmax(-1)
+                total = float(logp[torch.arange(len(reply)), reply].sum()) if reply else 0.0
+                ended = g.finish_reason == "stop" and not (g.params or {}).get("stop")
+                if ended:
+                    total += float(logp[len(reply), ends].logsumexp(-1))
+                out.append((total, len(reply) + ended))
+    finally:
+        net.train(was_training)
+    return out

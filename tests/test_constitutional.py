@@ -225,3 +225,23 @@ def test_cli_writes_pairs_records_and_refuses_bad_input(tmp_path, teacher):
     assert out.returncode == 2 and "'prompt', 'chosen' and 'rejected'" in out.stderr
     out = synthkit("dpo", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "m"))
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+# --- the price of training: scoring exactly what was sampled -------------------------------------
+
+def test_sampled_logps_scores_the_sampled_tokens_and_only_real_ends():
+    from synthkit import Sampling, load_model
+
+    model = load_model(backend="torch", device="cpu")
+    prompts = ["Answer with one word: is the sea wet?", "Write a long story about a red fox in the snow."]
+    draw = Sampling(temperature=1.0, top_p=1.0, top_k=0, max_tokens=16, logprobs=1, seed=3)
+    gens = model.chat(prompts, draw, n=3, progress=False, cache=False)
+    scored = cai.sampled_logps(model, gens)
+    assert {g.finish_reason for g in gens} == {"stop", "length"}, "the test needs both endings"
+    for g, (total, n) in zip(gens, scored):
+        drawn = sum(t["logprob"] for t in g.logprobs)  # the sampler's own log-probs of its tokens
+        if g.finish_reason == "length":  # cut off: nothing scored after the last sampled token
+            assert n == len(g.token_ids) and total == pytest.approx(drawn, abs=1e-2)
+        else:  # stopped: one more term, the chance of ending the turn there
+            assert n == len(g.token_ids) + 1 and total < drawn + 1e-2
+    assert not model.model.training

@@ -221,3 +221,17 @@ def test_lab_copy_is_current_and_keeps_no_solution():
     assert text.count("raise NotImplementedError") == 3
     header = nbformat.read(solution, as_version=4).cells[0].source
     assert "Measured run time" in header
+
+
+def test_the_quiz_teaches_the_paired_test_with_the_librarys_numbers():
+    from synthkit.metrics import paired_difference
+
+    q = next(q for q in lab05.quiz.questions if "8 prompts went from violating" in q.text)
+    assert "overlap" not in q.choices[q.answer] and "McNemar" in q.why
+    before = [1] * 16 + [0] * 24                          # 40% of 40 prompts
+    after = [1] * 14 + [0] * 2 + [1] * 8 + [0] * 16       # 2 broken, 8 fixed: 55%
+    r = paired_difference(before, after)
+    assert (r.better, r.worse, round(r.mean, 2)) == (8, 2, 0.15) and r.verdict() == "no clear difference"
+    assert f"p = 112/1024 ≈ {r.p:.2f}" in q.why and f"(p ≈ {r.p:.2f})" in q.choices[q.answer]
+    # the first question says what Bai et al. did, not the pair variant alone
+    assert "RL stage" in lab05.quiz.questions[0].text

@@ -475,29 +475,35 @@ essay1 = EssayExercise(
           "does this reply contain a phone number?", it only has to spot digits in a short text it can
           see, which is far easier than never producing the number while writing fluently. Like checking
           a proof versus finding one, or running a test versus writing the code.
-        - The pair then records the difference between the model with and without the rule in mind;
-          DPO moves the model toward the version that had the rule in mind.
+        - Bai et al. fine-tune on the revisions (what the model writes with the rule in mind), then train
+          with RL on a model's judgements of which of two replies keeps the rules better. The variant run
+          here pairs each revision with its original instead, so the pair records the difference between
+          the model with and without the rule in mind, and DPO moves the model toward the former.
         - It breaks down when judging is not easier for the model: a small model whose critique is at
-          chance (accuracy near what always saying Yes or always No would get, many FP/FN), whose
-          revisions fix few violations and break compliant replies. Then the pairs are noise and a
-          verifier (a program, a stronger judge) has to filter them. For a capable teacher the table
-          would show high TP and TN, fix rate well above break rate, and pairs whose chosen side is
-          better by the program most of the time.
+          chance (a paired test on the same replies cannot tell its accuracy from a critic that always
+          says Yes or always No; many FP/FN), whose revisions fix few violations and break compliant
+          replies. Then the training signal is noise and a verifier (a program, a stronger judge) has to
+          filter it. For a capable teacher the table would show high TP and TN, revisions that fix far
+          more replies than they break (a paired test of compliance before and after revision says so),
+          and pairs whose chosen side is better by the program most of the time.
     """,
 )
 
 
 # --- the concept check -----------------------------------------------------------------
 quiz = Quiz(LAB, [
-    Question("Constitutional AI makes preference data from a model's critique of its own replies, with no "
-             "human rater. Why does it still need a capable base model?",
+    Question("Constitutional AI replaces human labels of harm with the model's own judgements: its critiques "
+             "and revisions, and in Bai et al.'s RL stage its choice between two replies. Why does it still "
+             "need a capable base model?",
              ["Because the constitution itself must be written by the base model, in its own words, before the loop can start",
-              "Its critiques and revisions are the labels: a model that cannot judge or fix replies makes noise",
+              "Its critiques, revisions and choices are the labels: a model that cannot judge or fix replies makes noise",
               "Because DPO only converges when the frozen reference model has more than a billion parameters",
               "A weak model cannot write the TRL files, which need the chat template of a large model"],
              answer=1,
-             why="The method replaces human judgement with the model's own. If its critique is near chance and "
-                 "its revisions rarely fix anything, the pairs carry little signal (this lab measures both)."),
+             why="The method replaces human judgement with the model's own: the revisions it is fine-tuned on "
+                 "(or, in the pair variant this lab runs, prefers) and the AI preference labels of the RL stage "
+                 "are only as good as its judging and fixing. If its critique is near chance and its revisions "
+                 "rarely fix anything, the training signal is noise (this lab measures both)."),
     Question("In DPO, what is the implicit reward of a reply y to a prompt x?",
              ["The probability the policy gives to y, divided by the number of tokens in y, so long replies are not punished",
               "beta times (log pi(y|x) minus log ref(y|x)): how far the policy moved toward y",
@@ -536,13 +542,17 @@ quiz = Quiz(LAB, [
              answer=2,
              why="AI feedback plus a verifier: keeping only pairs whose chosen reply complies and whose "
                  "rejected one does not removes pairs where the revision made things no better, or worse."),
-    Question("After DPO, compliance on held-out red-team prompts rose from 40% to 55%, with 95% intervals "
-             "of [26%, 56%] and [39%, 70%]. What can you say?",
-             ["The gain is proven: 55% is higher than 40%, and both numbers come from the same prompts",
-              "The intervals overlap, so this run alone cannot rule out that the gain is noise",
-              "DPO made the model less predictable, which is why both intervals are so wide",
-              "Nothing at all: Wilson intervals only apply to accuracy on maths problems with one answer"],
+    Question("After DPO the same 40 held-out prompts are answered again. Compliance rises from 40% to 55%: "
+             "8 prompts went from violating to complying, 2 the other way, and 30 did not change. What "
+             "decides whether the gain is more than noise?",
+             ["Whether the two 95% Wilson intervals overlap; here they do, so the gain is noise",
+              "The 10 prompts that flipped: 8 against 2 is a split a fair coin gives often (p ≈ 0.11)",
+              "The 30 unchanged prompts, as they show how stable the model's answers are",
+              "Nothing can: 40 prompts are too few for any test of a before/after change"],
              answer=1,
-             why="With a few dozen prompts a 95% interval spans about ±15 points; overlapping intervals "
-                 "mean more prompts (or seeds) are needed before calling it a finding."),
+             why="The same prompts scored twice are paired: the 30 that did not change say nothing about the "
+                 "change, and only the flips carry evidence. McNemar's exact test asks whether 8 flips one way "
+                 "against 2 the other could come from a fair coin: two-sided p = 112/1024 ≈ 0.11, so this run "
+                 "cannot call it a gain yet (more prompts would decide). Comparing the two intervals is the "
+                 "wrong test: it ignores the pairing."),
 ])
