@@ -3,8 +3,10 @@
 A model that solves a problem *sometimes* can be turned into a data set of problems it
 solved: sample K attempts, let a signal decide which attempts are good, keep those. Train
 the model on what it kept and it may solve more problems the next time (STaR, Zelikman et
-al. 2022; rejection-sampling fine-tuning, Yuan et al. 2023). Everything then hangs on the
-signal, so this module puts four of them side by side on the *same* samples:
+al. 2022; rejection-sampling fine-tuning, Yuan et al. 2023). STaR samples each round with
+the latest model but fine-tunes the *original* model on that round's kept set, every
+round. Everything then hangs on the signal, so this module puts four of them side by side
+on the *same* samples:
 
 * ``exact``: a program that checks the answer (`synthkit.verify`): the final
   ``Answer: <number>`` line must be right, or the code must pass its unit tests;
@@ -195,6 +197,29 @@ def self_judge(model, tasks: list[dict], candidates: list[dict], *, seed: int = 
     return [g.text.strip().lower().lstrip("*\"' ").startswith("yes") for g in gens]
 
 
+def vote_tally(candidates: list[dict]) -> list[dict]:
+    """The vote over all of each problem's attempts, and how much backing its winner had.
+
+    Per problem: "winner" (`majority_vote` over every attempt), "votes" (attempts that gave
+    the winner), "attempts", "readable" (attempts with an answer), "right" (the winner is
+    an answer some attempt was verified right with) and "tie" (another answer had as many
+    votes, so the winner came first rather than won). A wrong winner with one vote is a
+    tie-break among answers that all differ: it says the errors scatter, not that they
+    agree. Only a wrong winner backed by several attempts is a shared mistake.
+    """
+    rows = []
+    for task_id, group in by_task(candidates).items():
+        answers = [c["answer"] for c in group]
+        winner = majority_vote(answers)
+        counts = Counter(a for a in answers if a is not None)
+        votes = counts[winner] if winner is not None else 0
+        right = {c["answer"] for c in group if c["correct"]}
+        rows.append({"task_id": task_id, "winner": winner, "votes": votes, "attempts": len(group),
+                     "readable": sum(counts.values()), "right": winner is not None and winner in right,
+                     "tie": votes > 0 and sum(n == votes for n in counts.values()) > 1})
+    return rows
+
+
 def add_signals(candidates: list[dict], tasks: list[dict], judge: list[bool] | None = None) -> list[dict]:
     """Each candidate's verdict under every signal, as candidate["signals"][name] (in place).
 
@@ -321,6 +346,9 @@ def evaluate(model, tasks: list[dict], *, sampling: Sampling = GREEDY, seed: int
     an ``Answer:`` line, or with code for code tasks); accuracy_in_form (right among those
     in form); lenient (the last number in the reply is right, whatever the form; number
     tasks only); truncated (share that hit max_tokens); mean_tokens; replies.
+    The same outcomes problem by problem, in the order of `tasks`, for a paired comparison
+    of two models on the same problems (`metrics.paired_difference`): correct, in_form_each
+    and lenient_each (None for a code task, which has no lenient reading).
     """
     cands = sample_answers(model, tasks, 1, sampling, seed=seed, shots=shots, progress=progress,
                            cache=cache, desc=desc)
@@ -328,15 +356,19 @@ def evaluate(model, tasks: list[dict], *, sampling: Sampling = GREEDY, seed: int
     n = len(cands)
     correct = sum(c["correct"] for c in cands)
     in_form = sum(c["in_form"] for c in cands)
-    numeric = [(t, c) for t, c in zip(tasks, cands) if t.get("kind") != "code"]
-    lenient = sum(verify.last_number(c["reply"]) == verify._normal(t["answer"]) for t, c in numeric)
+    lenient_each = [None if t.get("kind") == "code"
+                    else verify.last_number(c["reply"]) == verify._normal(t["answer"])
+                    for t, c in zip(tasks, cands)]
+    numeric = [ok for ok in lenient_each if ok is not None]
+    lenient = sum(numeric)
     return {"n": n, "accuracy": correct / n, "ci": wilson_interval(correct, n),
             "in_form": in_form / n,
             "accuracy_in_form": correct / in_form if in_form else float("nan"),
             "lenient": lenient / len(numeric) if numeric else float("nan"),
             "truncated": sum(c["finish_reason"] == "length" for c in cands) / n,
             "mean_tokens": sum(c["tokens"] for c in cands) / n,
-            "replies": [c["reply"] for c in cands], "correct": [c["correct"] for c in cands]}
+            "replies": [c["reply"] for c in cands], "correct": [c["correct"] for c in cands],
+            "in_form_each": [c["in_form"] for c in cands], "lenient_each": lenient_each}
 
 
 # ---------------------------------------------------------------------------------------
@@ -345,6 +377,16 @@ def evaluate(model, tasks: list[dict], *, sampling: Sampling = GREEDY, seed: int
 
 def _lenient(candidate: dict) -> str | None:
     return candidate.get("last_number") or candidate.get("answer")
+
+
+def task_diversity(candidates: list[dict]) -> list[dict]:
+    """`attempt_diversity`'s two per-problem numbers, problem by problem (in the order the
+    problems came), so two models sampled on the same problems can be compared pairwise:
+    {"task_id", "distinct_replies", "distinct_answers"}."""
+    return [{"task_id": task_id,
+             "distinct_replies": len({c["reply"].strip() for c in g}) / len(g),
+             "distinct_answers": len({a for a in map(_lenient, g) if a is not None})}
+            for task_id, g in by_task(candidates).items()]
 
 
 def attempt_diversity(candidates: list[dict]) -> dict:
@@ -359,14 +401,14 @@ def attempt_diversity(candidates: list[dict]) -> dict:
     """
     from .metrics import distinct_n
 
-    groups = list(by_task(candidates).values())
-    if not groups:
+    per_task = task_diversity(candidates)
+    if not per_task:
         raise ValueError("no attempts to measure")
     replies = [c["reply"] for c in candidates]
     return {
         "attempts": len(candidates),
-        "distinct_replies": sum(len({c["reply"].strip() for c in g}) / len(g) for g in groups) / len(groups),
-        "distinct_answers": sum(len({a for a in map(_lenient, g) if a is not None}) for g in groups) / len(groups),
+        "distinct_replies": sum(t["distinct_replies"] for t in per_task) / len(per_task),
+        "distinct_answers": sum(t["distinct_answers"] for t in per_task) / len(per_task),
         "distinct_2": distinct_n(replies, 2),
         "mean_words": sum(len(r.split()) for r in replies) / len(replies),
     }

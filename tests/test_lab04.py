@@ -156,3 +156,21 @@ def test_lab_copy_is_current_and_keeps_no_solution():
     assert text.count("raise NotImplementedError") == 3
     header = nbformat.read(solution, as_version=4).cells[0].source
     assert "Measured run time" in header
+
+
+def test_notebook_decides_every_comparison_with_the_paired_test():
+    """Before/after and arm-vs-arm on the same held-out problems are paired: McNemar on the
+    per-problem outcomes, never whether two intervals overlap."""
+    text = "\n".join(c.source for c in nbformat.read(ROOT / "solutions" / lab04.NOTEBOOK, as_version=4).cells)
+    assert "def apart" not in text and "overlap" not in text
+    assert '["ci"][0] >' not in text and '["ci"][1] <' not in text
+    assert text.count("metrics.paired_difference(") >= 4
+    # the majority-vote explanation comes from the winners' vote counts, not from pass@K
+    assert "rejection.vote_tally(samples)" in text and "pass_curve[-1] / 2" not in text
+
+
+def test_quiz_says_what_the_control_and_star_really_do():
+    whys = " ".join(q.why for q in lab04.quiz.questions)
+    assert "same prompts" not in whys
+    star = next(q for q in lab04.quiz.questions if q.text.startswith("STaR"))
+    assert "original" in star.choices[star.answer]

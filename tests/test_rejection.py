@@ -185,6 +185,54 @@ def test_signal_errors_and_curves_on_a_known_table():
     assert rejection.majority_at_k(cands, 1) == pytest.approx(rejection.pass_at_k(cands, 1))
 
 
+def test_vote_tally_tells_a_shared_mistake_from_a_tie_break():
+    rows = [("a", "6", False), ("a", "6", False), ("a", "5", True), ("a", None, False),   # 6 backed twice
+            ("b", "7", False), ("b", "8", False), ("b", "1", True), ("b", "9", False),    # all differ: 7 first
+            ("c", "1", True), ("c", "1", True), ("c", "2", False), ("c", "2", False),     # tie, right one first
+            ("d", None, False), ("d", None, False)]                                     # nothing readable
+    tally = {t["task_id"]: t for t in rejection.vote_tally(_candidates(rows))}
+    assert [tally[t]["winner"] for t in "abcd"] == ["6", "7", "1", None]
+    assert [tally[t]["votes"] for t in "abcd"] == [2, 1, 2, 0]
+    assert [tally[t]["right"] for t in "abcd"] == [False, False, True, False]
+    assert [tally[t]["tie"] for t in "abcd"] == [False, True, True, False]
+    assert [tally[t]["readable"] for t in "abcd"] == [3, 4, 4, 0]
+    assert all(tally[t]["attempts"] == (2 if t == "d" else 4) for t in "abcd")
+
+
+def test_task_diversity_is_what_attempt_diversity_averages():
+    cands = _candidates([("a", "5", True), ("a", "5", True), ("a", "6", False), ("b", "1", True)])
+    per_task = rejection.task_diversity(cands)
+    assert [t["task_id"] for t in per_task] == ["a", "b"]
+    assert [t["distinct_replies"] for t in per_task] == [pytest.approx(2 / 3), 1.0]
+    assert [t["distinct_answers"] for t in per_task] == [2, 1]
+    overall = rejection.attempt_diversity(cands)
+    assert overall["distinct_replies"] == pytest.approx((2 / 3 + 1) / 2)
+    assert overall["distinct_answers"] == pytest.approx(1.5)
+
+
+class _Scripted:
+    """A stand-in model that replies from a script, one reply per prompt (for `evaluate`)."""
+
+    def __init__(self, replies):
+        self.replies = replies
+
+    def chat(self, conversations, sampling, n=1, **_):
+        from synthkit.models.base import Generation
+        return [Generation(prompt="", text=self.replies[i], finish_reason="stop", prompt_tokens=1,
+                           completion_tokens=len(self.replies[i].split()))
+                for i in range(len(conversations)) for _ in range(n)]
+
+
+def test_evaluate_gives_each_problems_outcome_in_task_order():
+    tasks = [{"id": f"t{i}", "question": f"{i} + 1?", "answer": str(i + 1)} for i in range(4)]
+    replies = ["Answer: 1", "1 + 1 = 2", "Answer: 4", "it is 3, so\nAnswer: 5"]
+    r = rejection.evaluate(_Scripted(replies), tasks, progress=False, cache=False)
+    assert r["correct"] == [True, False, False, False]
+    assert r["in_form_each"] == [True, False, True, True]
+    assert r["lenient_each"] == [True, True, False, False]
+    assert (r["accuracy"], r["in_form"], r["lenient"]) == (0.25, 0.75, 0.5)
+
+
 def test_records_keep_the_verdict_and_drop_duplicates():
     rows = [("a", "5", True), ("a", "5", True), ("a", "6", False), ("b", "1", True)]
     cands = _candidates(rows)

@@ -360,12 +360,13 @@ essay1 = EssayExercise(
           training on the kept set then pushes the model further toward that phrasing.
         - Variety: compare distinct replies and answers per problem, and reply length, before and after
           training; a drop means the variety that made pass@k higher than greedy accuracy is shrinking
-          (on a small run, check whether the change is larger than the noise).
+          (on a small run, a paired test on the same problems says whether the change beats the noise).
         - A pipeline: verify only what matters (the final value, or unit tests for code), parse answers
           leniently and check the parse, keep several distinct right solutions per problem, cap how many
-          come from easy problems, mix in human-written solutions, and track per round: accuracy with
-          intervals, pass@k, distinct answers/replies per problem, length, and the share of problems that
-          have any kept sample (so hard problems do not silently drop out).
+          come from easy problems, mix in human-written solutions, and track per round: held-out accuracy
+          against a control (a paired test on the same problems), pass@k, distinct answers/replies per
+          problem, length, and the share of problems that have any kept sample (so hard problems do not
+          silently drop out).
     """,
 )
 
@@ -415,14 +416,28 @@ quiz = Quiz(LAB, [
               "The control calibrates the verifier: its accuracy sets the threshold above which an "
               "answer counts as right"],
              answer=0,
-             why="Both arms see the same prompts, the same number of examples and the same training "
-                 "steps; only the filter differs, so only the filter can explain a gap between them."),
+             why="Both arms start from the same weights and get the same number of examples and the same "
+                 "training steps. Their prompts differ (the verified arm keeps only problems the model solved "
+                 "at least once), but only the filter chose them, so only the filter can explain a gap."),
     Question("A held-out evaluation has 80 problems and a model gets 20 of them right. About how wide "
              "is a 95% interval on its accuracy of 25%?",
              ["about ± 1 point", "about ± 3 points", "about ± 10 points", "about ± 25 points"],
              answer=2,
              why="The standard error is sqrt(0.25 x 0.75 / 80), about 0.048, and 1.96 of those is "
-                 "about 9.5 points. A gain of 5 points on 80 problems is inside the noise."),
+                 "about 9.5 points. That is one accuracy's interval; a before/after gain on the same 80 "
+                 "problems is decided by the problems that flipped. 5 points is 4 more flips to right than "
+                 "to wrong, and even the most lopsided case, 4 to right and none to wrong, gives McNemar "
+                 "p = 0.125: not yet a finding."),
+    Question("STaR samples iteration n's attempts with the model that iteration n-1 produced. Which "
+             "weights does iteration n then fine-tune on the attempts it kept?",
+             ["The weights iteration n-1 ended with, so each round builds on the last round's training",
+              "The original pre-trained weights: only the sampler carries what earlier rounds learned",
+              "A fresh randomly initialised copy, so no mistake of an earlier round can survive into it",
+              "Whichever earlier iteration's weights scored highest on a held-out set of problems"],
+             answer=1,
+             why="STaR's Algorithm 1 fine-tunes the original model on every iteration's kept set (its code "
+                 "loads the base checkpoint each time). What improves is the sampler: a better model solves "
+                 "more training problems, so the next kept set is larger."),
     Question("After one round of training on its own verified answers, which sign of mode collapse "
              "would you look for in the model's samples?",
              ["A higher training loss on the verified answers than before the round",
