@@ -162,6 +162,12 @@ def render_lab(solution_path: str | Path) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+def lab_is_current(solution_path: str | Path, lab_path: str | Path) -> bool:
+    """Whether the student copy is what `assign` would write now (any Python version)."""
+    lab_path = Path(lab_path)
+    return lab_path.is_file() and _same_lab(lab_path.read_text(encoding="utf-8"), render_lab(solution_path))
+
+
 def assign(solutions: str | Path = "solutions", labs: str | Path = "labs", *,
            check: bool = False) -> list[LabState]:
     """Regenerate labs/ from solutions/ (check=True: compare only, write nothing)."""
