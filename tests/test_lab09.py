@@ -235,3 +235,34 @@ def test_lab_copy_is_current_and_keeps_no_solution():
     assert text.count("raise NotImplementedError") == 3
     header = nbformat.read(solution, as_version=4).cells[0].source
     assert "Measured run time" in header and "not legal advice" in header.lower()
+
+
+def _sources() -> dict[str, str]:
+    nb = nbformat.read(ROOT / "solutions" / lab09.NOTEBOOK, as_version=4)
+    chapter = (ROOT / "chapters" / "09-licensing-audit.md").read_text(encoding="utf-8")
+    quiz = "\n".join(q.text + " " + " ".join(q.choices) + " " + q.why for q in lab09.quiz.questions)
+    return {"notebook": "\n".join(c.source for c in nb.cells), "chapter": chapter, "quiz": quiz,
+            "essay": lab09.essay1.prompt + lab09.essay1.solution_code, "audit.py": Path(audit.__file__).read_text()}
+
+
+def test_the_memorisation_test_is_cited_as_carlini_2023_discoverable_memorisation():
+    """The test follows "Quantifying Memorization Across Neural Language Models" (ICLR 2023);
+    the 2021 extraction paper may be named only as the different, earlier attack."""
+    texts = _sources()
+    for where in ("notebook", "chapter", "audit.py"):
+        assert "Quantifying Memorization" in texts[where] and "2023" in texts[where], where
+        assert "Carlini et al. (2021)" not in texts[where] and "style of Carlini et al. (2021)" not in texts[where]
+    assert "discoverabl" in texts["chapter"] and "discoverabl" in texts["notebook"]
+    assert "Carlini et al. (2023)" in texts["quiz"]
+
+
+def test_gemma_question_says_the_student_is_trained_to_perform_like_gemma():
+    q1 = lab09.quiz.questions[0]
+    assert "Gemma" in q1.text and "performs like" in q1.text and "Model Derivative" in q1.choices[q1.answer]
+
+
+def test_the_prompt_length_comparison_is_decided_by_a_paired_test():
+    nb = nbformat.read(ROOT / "solutions" / lab09.NOTEBOOK, as_version=4)
+    cell = next(c.source for c in nb.cells if "by_exact = paired_difference(" in c.source)
+    assert "by_words = paired_difference(" in cell and ".verdict(" in cell
+    assert "{by_words}" in cell and "{by_exact}" in cell  # the notebook prints what the test returned
