@@ -10,7 +10,9 @@ that a real pipeline cannot do without, and that is the point of lab 10:
   and open-ended instructions alike;
 - `ranked_pairs`: preference pairs from ranking K samples (best against worst);
 - `consensus`: several teachers answer, and an answer is kept only when enough of them
-  agree (the chapter's multi-teacher stretch exercise);
+  agree (the chapter's multi-teacher stretch exercise); `shared_errors` counts how often
+  two voters that are both wrong are wrong the same way, the correlation that limits what
+  their agreement proves;
 - `write_artefact` and `lineage`: every file the pipeline writes gets a manifest beside
   it (what made it, from which parent files, with which settings, its SHA-256), so a
   trained model can be traced back to the teacher and the seed that started it.
@@ -21,6 +23,7 @@ that a real pipeline cannot do without, and that is the point of lab 10:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -125,6 +128,30 @@ def consensus(answers: Mapping[str, str | None], quorum: int) -> str | None:
             counts[a] = counts.get(a, 0) + 1
     winners = [a for a, k in counts.items() if k >= quorum]
     return winners[0] if len(winners) == 1 else None
+
+
+def shared_errors(votes: Sequence[Sequence[str | None]], key: Sequence[str]) -> tuple[int, int]:
+    """How alike the voters' mistakes are: (same, both wrong), counted over every pair of
+    voters on every question.
+
+    votes[v][q] is voter v's answer to question q (None: no answer), key[q] the right one.
+    "Both wrong" counts the pairs where each voter gave an answer and neither is right;
+    "same" those of them that gave the same wrong answer. A vote can only outvote a mistake
+    the other voters do not share: for a sum, where a wrong answer could be any number,
+    voters that erred independently would almost never agree on one, so a high share here
+    is the correlation that limits what agreement proves (Wang et al.'s self-consistency
+    works because right answers agree more often than wrong ones)."""
+    same = both = 0
+    for a, b in itertools.combinations(votes, 2):
+        if len(a) != len(key) or len(b) != len(key):
+            raise PipelineError(f"every voter needs one answer per question: got {len(a)} and {len(b)} "
+                                f"answers for {len(key)} questions")
+        for x, y, right in zip(a, b, key):
+            x, y, right = normal_answer(x), normal_answer(y), normal_answer(right)
+            if x is not None and y is not None and x != right and y != right:
+                both += 1
+                same += x == y
+    return same, both
 
 
 # --- artefacts and their lineage -----------------------------------------------------------

@@ -6,6 +6,7 @@ tests/test_notebooks.py."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import nbformat
@@ -225,3 +226,27 @@ def test_the_rule_judge_scores_what_it_says():
     assert pipeline.score_reply("What is tea?", "Email me at anna@example.com for tea facts.") < 1.0
     assert pipeline.score_reply("What is tea?", "Tea is", finish_reason="length") < 1.0
     assert pipeline.score_reply("What is tea?", "I'm sorry, I can't help with that.") < 1.0
+
+
+def test_shared_errors_counts_pairs_that_are_wrong_the_same_way():
+    key = ["10", "20", "30"]
+    votes = [["10", "21", "31"],      # right, wrong, wrong
+             ["11", "21", "32"],      # wrong, wrong (same as voter 0), wrong (different)
+             [None, "20", "31.0"]]    # no answer, right, wrong (same as voter 0, written another way)
+    # pairs both wrong: (0,1) on q2 and q3; (0,2) on q3; (1,2) on q3 -> 4, of which same: (0,1) q2, (0,2) q3
+    assert pipeline.shared_errors(votes, key) == (2, 4)
+    assert pipeline.shared_errors([["1"], ["2"]], ["1"]) == (0, 0)
+    with pytest.raises(pipeline.PipelineError, match="one answer per question"):
+        pipeline.shared_errors([["1", "2"], ["1"]], ["1", "2"])
+
+
+def test_the_notebook_decides_every_comparison_with_a_paired_test():
+    """No verdict from whether two intervals overlap: each step goes through paired_difference,
+    strict and lenient, against the control and the shown-examples baseline too."""
+    nb = nbformat.read(ROOT / "solutions" / "10_capstone.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    text = "\n".join(c.source for c in nb.cells)
+    assert "def apart" not in code and not re.search(r"interval[^\n]*overlap|overlap[^\n]*interval", text)
+    assert "metrics.paired_difference" in code and '("strict", "lenient")' in code
+    for arm in ("teacher, shown examples", "SFT control (unfiltered)"):
+        assert code.count(f'"{arm}"') >= 2, arm

@@ -445,36 +445,39 @@ essay1 = EssayExercise(
           rows of the terms table, Llama 3.1 with its naming condition), plus the company's own earlier
           models; no API-only teacher for a product sold to others. Provenance on every record.
         - Verifiable parts (order numbers, refund arithmetic, policy lookups with a known answer, contact
-          details that must never appear) get programs; tone and helpfulness need a judge. Lab 04's self-judge
-          accepted almost everything and lab 05's critique beat a trivial rule by only a few points, so a judge
-          from a small model is a weak filter: audit a sample by hand, and measure its false accepts.
-        - Rejection narrows: the verified arm in lab 04 and the kept sets here had fewer distinct answers
-          and lower distinct-2 than the raw samples; keep several distinct kept replies per prompt and track
+          details that must never appear) get programs; tone and helpfulness need a judge. How far to trust
+          it comes from the student's own runs: lab 04's self-judge false-accept rate and lab 05's critique
+          accuracy against an always-No critic. A judge that lets most wrong replies through only ranks;
+          audit a sample by hand, and measure its false accepts.
+        - Rejection may narrow: compare distinct answers and distinct-2 of the kept set and of all samples
+          (at equal set sizes) in lab 04 and here; keep several distinct kept replies per prompt and track
           diversity as a release gate.
-        - Consensus among related teachers (a base and its own fine-tunes) raises precision but covers fewer
-          prompts and shares their errors; independent teachers are worth more than more samples of one.
+        - Agreement is evidence (self-consistency), limited by shared mistakes: cite this lab's paired
+          majority-vote lines and how often teachers that were both wrong gave the same wrong answer.
+          Related teachers (a base and its own fine-tunes) share more errors than unrelated ones.
         - Collapse: keep a fixed share of real human support transcripts in every round (lab 08: accumulate
           and fresh data held the tail, replace lost it), watch tail coverage and perplexity on held-out real
           tickets each round.
         - Audit before training: PII (customers' e-mails and card numbers), overlap with the evaluation
           tickets, missing provenance; a dataset card.
-        - First measurement: held-out accuracy and compliance of a one-round student against the teacher;
-          if the student does not beat the shown-examples baseline, or diversity falls below the real data's,
-          change the filter before scaling.
+        - First measurement: one round against an unfiltered control of the same size and the untrained
+          model shown examples, strict and lenient, paired on the same held-out items; if the student is not
+          higher than both, or diversity falls below the real data's, change the filter before scaling.
     """,
 )
 
 
 # --- the concept check: the chapter's eight points ---------------------------------------------
 quiz = Quiz(LAB, [
-    Question("Why does the chapter say the data cliff is real?",
+    Question("Why does the course say the data cliff is real?",
              ["Because synthetic text cannot be filtered, so only human text can be used for pretraining",
-              "Because high-quality human text is finite and frontier runs already consume most of it",
+              "Because good human text is finite: one 2024 run used about a third of the filtered web",
               "Because tokenizers stop improving beyond a few trillion tokens of training text",
               "Because copyright law forbids any further crawling of the public web after 2024"],
              answer=1,
-             why="Lab 01 measured it: the stock of quality text grows slowly while compute-optimal runs "
-                 "want more tokens every year."),
+             why="Chapter 01: a 2024 frontier run saw 10-15T tokens, about a third of the ~50T of strictly "
+                 "filtered web text, and runs grow faster than the stock. Villalobos et al. (2024) count a "
+                 "larger effective stock (about 300T) and still expect it used up between 2026 and 2032."),
     Question("In this lab's pipeline the kept set's answers are checked by the exact verifier, and the "
              "open-ended replies by the rule judge. Which of them can a model game by writing well-formed "
              "but wrong text?",
@@ -520,12 +523,25 @@ quiz = Quiz(LAB, [
              answer=1,
              why="Soft targets carry the teacher's ranking of every token (lab 06); a sample carries one "
                  "token per position. The line between them is blurry, as the chapter says."),
-    Question("Why do the frontier labs mostly avoid the legal risk of synthetic data, according to the chapter?",
-             ["They train only on synthetic data from API-only models they pay for",
-              "They use their own models as teachers, so they own both ends",
-              "They publish every synthetic data set under an open licence",
-              "They run a PII filter, which settles the terms-of-use question"],
+    Question("Chapter 10 cites Llama 3's and Gemma 2's reports on where their training data came from. "
+             "Which terms-of-use question does that practice settle, and which risk is left?",
+             ["It settles the teacher's terms, since they own both ends; leaked personal data is left",
+              "It settles every legal question, because a lab cannot be sued over its own outputs",
+              "It settles nothing: their own terms forbid training on their models' outputs",
+              "It settles privacy, since their own teachers never saw personal data; the terms are left"],
+             answer=0,
+             why="Their data came from their own models (Llama 3's SFT responses were sampled from Meta's "
+                 "previous checkpoints; Gemma 2's small models were distilled from a larger Gemma), so no "
+                 "other company's terms apply. Personal data and near-verbatim copies the teacher learned "
+                 "still come through, which is why the audit runs."),
+    Question("In this lab the SFT student writes an 'Answer:' line far more often than the teacher asked "
+             "plainly. Which comparison tells whether training taught more than that format?",
+             ["The SFT student against the teacher asked plainly, scored by the strict verifier",
+              "The SFT student against the teacher shown worked examples, paired, strict and lenient",
+              "The SFT student against the DPO student, scored by the strict verifier alone",
+              "Whether the SFT student's 95% interval and the plain teacher's interval overlap"],
              answer=1,
-             why="Owning the teacher removes the terms-of-use question; privacy and copying still need the "
-                 "audit."),
+             why="The teacher shown worked examples writes the line with no training at all, and the lenient "
+                 "reading ignores the line: a gain over that baseline, in both readings, is more than format. "
+                 "Two intervals overlapping is not a test of a paired difference."),
 ])
