@@ -181,13 +181,13 @@ quiz = Quiz(LAB, [
              why="At temperature 0 the model always takes its most likely next token, so the same "
                  "prompt gives the same text; a wrong answer stays wrong until you sample, filter "
                  "or verify."),
-    Question("The teacher's file is about 93 MB and the model has about 135 million parameters. About "
+    Question("The teacher's file is about 98 MB and the model has about 135 million parameters. About "
              "how many bits does each weight take?",
-             ["About 1 bit", "About 5 bits", "About 16 bits", "About 32 bits"],
+             ["About 1 bit", "About 6 bits", "About 16 bits", "About 32 bits"],
              answer=1,
-             why="93 MB x 8 bits / 135M weights is about 5.5 bits: 4-bit numbers plus a scale and an "
-                 "offset shared by each block of 32 weights (Q4_1), and a few tensors kept at "
-                 "higher precision."),
+             why="98 MB x 8 bits / 134.5M weights is about 5.8 bits. Q4_1 stores 4-bit numbers plus a "
+                 "16-bit scale and offset for each block of 32 weights, 5 bits a weight; the token "
+                 "embeddings, a fifth of all weights, are kept at 8 bits (Q8_0)."),
     Question("How does `synthkit grade` score a submitted notebook?",
              ["It re-runs it in a fresh kernel, with its own copy of the checks",
               "It reads the outputs saved in the notebook, the \u2713 marks included",
