@@ -40,17 +40,22 @@ from .data import plant_near_duplicates
 # The figures: one set, used by the chapter, the lab, its quiz and `plot_cliff`
 # ---------------------------------------------------------------------------------------
 
-# The syllabus's figures (orders of magnitude for Common Crawl; see chapters/01-data-cliff.md).
-RAW_WEB_TOKENS = (300e12, 500e12)   # raw text tokens in Common Crawl
+# The syllabus's figures, as orders of magnitude (see chapters/01-data-cliff.md). The raw range
+# is often quoted for Common Crawl, but it is the size of the whole indexed web: Villalobos et
+# al. (2024, Table 1) put the indexed web at ~510T tokens (95% interval 130T-2100T) and Common
+# Crawl's archive, a sample of it, at ~130T (100T-260T).
+RAW_WEB_TOKENS = (300e12, 500e12)   # raw text tokens on the public (indexed) web
 SURVIVE_FRACTION = 0.15             # share left after strict dedup + quality filtering: 45T-75T
 HIGH_QUALITY_STOCK = 50e12          # high-quality web text after the strictest filters
-FRONTIER_RUN_2024 = (10e12, 15e12)  # tokens in one frontier pretraining run, 2024
+FRONTIER_RUN_2024 = (10e12, 15e12)  # tokens in one frontier run, 2024: a fifth to a third of the stock
 
 # The best published projection: Villalobos et al., "Will we run out of data? Limits of LLM
 # scaling based on human-generated data" (Epoch AI, ICML 2024). Their *effective* stock of
 # public human text counts all text good enough to train on (not only the strictest cut)
 # and allows for training on it several epochs; 90% interval 100T-1000T. They project it
-# fully used between 2026 and 2032 (80% interval), earlier if models are overtrained.
+# fully used between 2026 and 2032 (median 2028), a year or two earlier if models are
+# overtrained. They put the indexed web's growth at 0-10% a year; in this module the stock's
+# growth is always an argument, an assumption of the caller, never a measurement.
 EPOCH_STOCK = 300e12
 EPOCH_STOCK_INTERVAL = (100e12, 1000e12)
 EPOCH_EXHAUSTED = (2026, 2032)

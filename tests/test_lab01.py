@@ -11,6 +11,8 @@ from synthkit import cliff, filters
 from synthkit.data import wiki_summaries
 from synthkit.labs import lab01
 
+from labtests import assert_wrong_answers_fail
+
 # ---------------------------------------------------------------------------------------
 # The arithmetic
 # ---------------------------------------------------------------------------------------
@@ -260,6 +262,34 @@ def _solved(exercise) -> dict:
     return namespace
 
 
+def _c4(text, min_words=5, end_marks=(".", "?", "!", '"'), min_sentences=3, strip=True,
+        fold_case=True, page_rules=True, braces_first=False, lorem_anywhere=False):
+    """C4's rule written from its description, with switches for the slips students make:
+    `braces_first` tests "{" before "javascript" (the reversed order), `lorem_anywhere` drops a page
+    with "lorem ipsum" or "{" anywhere (the paper's words rather than C4's code)."""
+    from synthkit.filters import count_sentences
+    if lorem_anywhere and ("lorem ipsum" in text.lower() or "{" in text):
+        return None
+    kept = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line.endswith(end_marks) or line.endswith("...") or len(line.split()) < min_words:
+            continue
+        low = line.lower() if fold_case else line
+        if page_rules and "lorem ipsum" in line.lower():
+            return None
+        if page_rules and braces_first and "{" in line:
+            return None
+        if "javascript" in low:
+            continue
+        if page_rules and "{" in line:
+            return None
+        if any(p in low for p in lab01.POLICY_PHRASES):
+            continue
+        kept.append(line if strip else raw)
+    return "\n".join(kept) if sum(map(count_sentences, kept)) >= min_sentences else None
+
+
 @pytest.mark.parametrize("exercise", [lab01.ex1, lab01.ex2, lab01.ex3], ids=lambda e: e.name)
 def test_reference_solutions_pass_repeatedly(exercise):
     namespace = _solved(exercise)
@@ -282,39 +312,17 @@ def test_wrong_answers_fail_and_name_the_input():
         r = lab01.ex1.grade({"years_of_fresh_data": fn})
         assert r.status == "fail" and "years_of_fresh_data(stock=" in r.message
 
-    from synthkit.filters import count_sentences
-
-    def c4(text, min_words=5, end_marks=(".", "?", "!", '"'), min_sentences=3, strip=True,
-           fold_case=True, page_rules=True, lorem_anywhere=False):
-        """C4's rule written from its description, with switches for the slips students make."""
-        if lorem_anywhere and ("lorem ipsum" in text.lower() or "{" in text):
-            return None
-        kept = []
-        for raw in text.splitlines():
-            line = raw.strip()
-            if not line.endswith(end_marks) or line.endswith("...") or len(line.split()) < min_words:
-                continue
-            low = line.lower() if fold_case else line
-            if page_rules and ("lorem ipsum" in line.lower() or "{" in line):
-                return None
-            if "javascript" in low or any(p in low for p in lab01.POLICY_PHRASES):
-                continue
-            kept.append(line if strip else raw)
-        return "\n".join(kept) if sum(map(count_sentences, kept)) >= min_sentences else None
-
-    # the real rule passes, whether page rules look at kept lines (C4's code) or the whole page
-    # (the paper's words)
-    for variant in (c4, lambda t, min_words=5: c4(t, min_words, lorem_anywhere=True)):
-        for _ in range(3):
-            r = lab01.ex2.grade({"clean_page": variant})
-            assert r.status == "pass", r.message
+    # the real rule passes (C4's code, in its order)
+    for _ in range(3):
+        r = lab01.ex2.grade({"clean_page": _c4})
+        assert r.status == "pass", r.message
     slips = {
-        "the old rule (3 words, curly quotes)": lambda t, min_words=3: c4(t, min_words, (".", "?", "!", '"', "\u201d")),
-        "a fixed 5-word floor": lambda t, min_words=5: c4(t, 5),
-        "no sentence floor": lambda t, min_words=5: c4(t, min_words, min_sentences=0),
-        "lines not stripped": lambda t, min_words=5: c4(t, min_words, strip=False),
-        "case-sensitive phrases": lambda t, min_words=5: c4(t, min_words, fold_case=False),
-        "no page rules": lambda t, min_words=5: c4(t, min_words, page_rules=False),
+        "the old rule (3 words, curly quotes)": lambda t, min_words=3: _c4(t, min_words, (".", "?", "!", '"', "\u201d")),
+        "a fixed 5-word floor": lambda t, min_words=5: _c4(t, 5),
+        "no sentence floor": lambda t, min_words=5: _c4(t, min_words, min_sentences=0),
+        "lines not stripped": lambda t, min_words=5: _c4(t, min_words, strip=False),
+        "case-sensitive phrases": lambda t, min_words=5: _c4(t, min_words, fold_case=False),
+        "no page rules": lambda t, min_words=5: _c4(t, min_words, page_rules=False),
     }
     for name, fn in slips.items():
         results = [lab01.ex2.grade({"clean_page": fn}) for _ in range(4)]
@@ -329,6 +337,47 @@ def test_wrong_answers_fail_and_name_the_input():
     assert r.status == "fail"
     r = lab01.ex3.grade({"pair_precision_recall": lambda p, t: (1.0, 1.0)})
     assert r.status == "fail"
+
+
+def test_clean_page_must_test_javascript_before_the_curly_bracket():
+    """C4 drops a "javascript" line before it looks for "{": "Please enable JavaScript {here} to read
+    on." costs the line, not the page. The check draws that case on every run, so the reversed order
+    (the solution's old slip) and the paper's any-"{"-on-the-page reading fail every time, and the
+    message names the rule order."""
+    reversed_order = """
+        from synthkit import filters
+        from synthkit.labs.lab01 import END_MARKS, POLICY_PHRASES
+
+        def clean_page(text, min_words=5):
+            kept = []
+            for line in text.splitlines():
+                line = line.strip()
+                if not line.endswith(END_MARKS) or line.endswith("..."):
+                    continue
+                if len(line.split()) < min_words:
+                    continue
+                lower = line.lower()
+                if "lorem ipsum" in lower or "{" in line:
+                    return None
+                if "javascript" in lower or any(phrase in lower for phrase in POLICY_PHRASES):
+                    continue
+                kept.append(line)
+            if sum(filters.count_sentences(line) for line in kept) < 3:
+                return None
+            return "\\n".join(kept)
+    """
+    assert_wrong_answers_fail(lab01.ex2, [(reversed_order, "C4's order")])
+    for fn in (lambda t, min_words=5: _c4(t, min_words, braces_first=True),
+               lambda t, min_words=5: _c4(t, min_words, lorem_anywhere=True)):
+        for _ in range(4):
+            r = lab01.ex2.grade({"clean_page": fn})
+            assert r.status == "fail" and "javascript" in r.message, r.message
+    # the library keeps that page without the notice
+    page = "\n".join(["The river rises in the hills and flows east to the sea.",
+                      "Please enable JavaScript {here} to read on.",
+                      "Its valley was farmed for more than two thousand years.",
+                      "Three towns stand on its banks between the hills and the coast."])
+    assert filters.c4_clean_page(page) == "\n".join(line for line in page.splitlines() if "{" not in line)
 
 
 def test_stubs_and_missing_names_score_nothing():

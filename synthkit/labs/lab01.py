@@ -124,10 +124,12 @@ ex1 = CodingExercise(
 
 # --- exercise 2: C4's page cleaner ----------------------------------------------------
 # The rule is C4's own (see `synthkit.filters.c4_clean_page`, which follows the reference
-# code). The checker never builds the two cases where C4's code and the paper's wording part
-# ways (a "lorem ipsum" or "{" on a line that is dropped anyway, or on the same line as
-# "javascript"), so a student who follows either passes; it also plants no citation marks
-# and no 1000-character words, the two parts of C4's code the exercise leaves out.
+# code): the end-mark and length tests first, then "lorem ipsum" (page), "javascript" (line),
+# "{" (page) and the policy phrases (line), in that order. Every run draws a javascript notice
+# that holds a "{" on a page that survives, so testing "{" before "javascript" (or any "{" on
+# the page, as the paper's words have it) fails. The checker never puts "lorem ipsum" or "{"
+# on a line that fails the end-mark or length tests, and plants no citation marks and no
+# 1000-character words, the two parts of C4's code the exercise leaves out.
 END_MARKS = (".", "?", "!", '"')
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
                   "use of cookies", "use cookies")
@@ -170,6 +172,11 @@ _PAGE_KILLERS = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed d
                  "Call init() with the options { debug: true, retries: 3 } before the page has loaded.",
                  "LOREM IPSUM placeholder text will be replaced by the real article very soon.",
                  "Set the style to { color: red } and the heading will stand out on every page.")
+# A javascript notice with a curly bracket: C4 drops the line (javascript is tested first) and
+# keeps the page.
+_JAVASCRIPT_BRACES = ("Please enable JavaScript {here} to read on.",
+                      "Turn on javascript to see the {interactive} map below.",
+                      "Your browser has JavaScript {disabled}, so the comments will not load.")
 
 
 def _random_line(rng) -> str:
@@ -210,6 +217,25 @@ def _random_page(rng) -> str:
     return ("\r\n" if rng.random() < 0.1 else "\n").join(lines)
 
 
+def _javascript_brace_page(rng) -> str:
+    """Three long sentences and a javascript notice holding a "{", in any order: C4 drops the
+    notice alone and keeps the page. Drawn on every run, so the order of the rules is tested."""
+    long = [s for s in _sentences() if len(s.split()) >= 8]
+    while True:
+        lines = [rng.choice(long) for _ in range(3)]
+        lines.insert(rng.randrange(len(lines) + 1), rng.choice(_JAVASCRIPT_BRACES))
+        page = "\n".join(lines)
+        if _reference_clean_page(page) is not None:
+            return page
+
+
+def _javascript_brace_lines(page: str, min_words: int) -> list[str]:
+    """Lines C4 drops for "javascript" that also hold a "{" (the page rule never sees them)."""
+    from ..filters import c4_line_verdict
+    return [line.strip() for line in page.splitlines()
+            if "{" in line and c4_line_verdict(line, min_words) == "javascript"]
+
+
 def _why_dropped(line: str, min_words: int) -> str:
     from ..filters import c4_line_verdict
     verdict = c4_line_verdict(line, min_words)
@@ -246,6 +272,7 @@ def _check_clean_page(c) -> str:
     pages.append(("\n".join(three + [c.rng.choice(_POLICY)]), None))      # three: enough
     pages.append(("Home | About | Contact\nMenu\nLogin", None))             # nothing survives
     pages.append((" ".join(three) + "\n" + c.rng.choice(_PAGE_KILLERS), None))
+    pages.append((_javascript_brace_page(c.rng), None))                   # the order of the rules
     c.rng.shuffle(pages)
     for page, min_words in pages:
         words = 5 if min_words is None else min_words
@@ -271,6 +298,12 @@ def _check_clean_page(c) -> str:
                 c.fail(f"{label} returned a page of {count_sentences(got)} sentence(s) (counted with "
                        f"filters.count_sentences); C4 drops a page with fewer than 3: return None.")
         if want is not None and got is None:
+            braced = _javascript_brace_lines(page, words)
+            if braced:
+                c.fail(f"{label} returned None, but this page survives: the line "
+                       f"{show_input(braced[0], 60)} mentions javascript, and C4 tests \"javascript\" "
+                       f"(drop the line) before \"{{\" (drop the page), so the curly-bracket rule never "
+                       f"sees that line. Test the rules in C4's order.")
             c.fail(f"{label} returned None, but this page survives: it keeps {len(lines)} line(s) "
                    f"with enough sentences and nothing that drops the whole page. Which lines did you "
                    f"lose, and how did you count sentences?")
@@ -305,12 +338,14 @@ ex2 = CodingExercise(
     hints=[
         "C4 judges a page one line at a time, then judges what is left. Look at the menus, buttons "
         "and captions in the check's messages: what do they lack that a sentence of prose has?",
-        "Work in two passes. For each stripped line, decide keep or drop; a line that would be kept "
-        "but contains \"lorem ipsum\" or \"{\" ends the whole page (return None). Then count the "
-        "sentences of the kept lines with `filters.count_sentences`: fewer than 3 also means None.",
-        "A line is kept when `line.endswith(END_MARKS)` and not `line.endswith(\"...\")`, "
-        "`len(line.split()) >= min_words`, and its `.lower()` contains neither \"javascript\" nor any "
-        "phrase in POLICY_PHRASES. Return `\"\\n\".join(kept)`.",
+        "Work in two passes. For each stripped line, decide keep or drop; two rules drop the whole "
+        "page instead (return None): \"lorem ipsum\", and a \"{\" on a line that is not already gone "
+        "for mentioning javascript. Then count the sentences of the kept lines with "
+        "`filters.count_sentences`: fewer than 3 also means None.",
+        "A line needs `line.endswith(END_MARKS)`, not `line.endswith(\"...\")`, and "
+        "`len(line.split()) >= min_words`. Then, in C4's order, on `line.lower()`: \"lorem ipsum\" -> "
+        "return None; \"javascript\" -> drop the line; \"{\" -> return None; a phrase in POLICY_PHRASES "
+        "-> drop the line; otherwise keep it. Return `\"\\n\".join(kept)`.",
     ],
     solution='''
         from synthkit import filters
@@ -329,9 +364,13 @@ ex2 = CodingExercise(
                 if len(line.split()) < min_words:
                     continue
                 lower = line.lower()
-                if "lorem ipsum" in lower or "{" in line:
+                if "lorem ipsum" in lower:
                     return None
-                if "javascript" in lower or any(phrase in lower for phrase in POLICY_PHRASES):
+                if "javascript" in lower:      # C4 drops this line before it looks for "{"
+                    continue
+                if "{" in line:
+                    return None
+                if any(phrase in lower for phrase in POLICY_PHRASES):
                     continue
                 kept.append(line)
             if sum(filters.count_sentences(line) for line in kept) < 3:
@@ -550,10 +589,13 @@ quiz = Quiz(LAB, [
              why="Pairs grow with the square of the corpus: n(n - 1)/2 with n = 10^9 is about "
                  "5 x 10^17. That is why pipelines let LSH propose candidate pairs instead of "
                  "comparing them all."),
-    Question("Of the four ways past the data cliff, which one is unbounded, at least in principle?",
+    Question("Of the four ways past the data cliff, which one is unbounded in volume, at least in "
+             "principle?",
              ["Lowering the quality bar", "Translating from other languages",
               "Using other modalities (speech, scans)", "Generating synthetic data"],
              answer=3,
-             why="Every other exit draws on a finite stock of human output; a model can keep "
-                 "writing, which is why the rest of this course is about doing that well."),
+             why="Every other exit draws on a finite stock of human output; a model can keep writing "
+                 "for as long as you run it. Its volume is unbounded, its information is not: the text "
+                 "holds what the model learned plus what prompts, verifiers and filters add, which is "
+                 "why the rest of this course is about doing that well."),
 ])
