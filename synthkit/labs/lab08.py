@@ -324,23 +324,28 @@ essay1 = EssayExercise(
         Shumailov et al. show collapse over many generations of training on the previous model's output.
         From your own curves in this lab, estimate how many generations of synthetic-only training
         (the replace regime) your tiny models could go through before the collapse is "significant".
-        First say what you count as significant (a perplexity rise on real text larger than the
-        seed-to-seed spread? a share of the tail lost?) and read the number off your figure, with how
+        First say what you count as significant (a perplexity rise on real text beyond the seed gap
+        and the paired test? a share of the tail lost?) and read the number off your figure, with how
         sure you are. Then use the Gaussian and Zipf parts to say how that number should change with
         the size of each generation's corpus (N), and what the accumulate and fresh-real-text regimes
         did to it. Would your estimate carry over to a 7B model trained on a trillion tokens? Why or why not?
     """,
-    hints=["Draw a horizontal line on the perplexity panel at generation 0's value plus the seed-to-seed "
-           "difference printed in part 3, and see where the replace curve crosses it. For how the answer "
-           "scales, remember that the median variance halves after about (N-1)·ln 2 generations."],
+    hints=["The grey band on the perplexity panel is generation 0 plus or minus the seed gap printed in "
+           "part 3: see at which generation the replace curve leaves it, and check that generation's paired "
+           "test. For how the answer scales, remember that with the maximum-likelihood fit the typical "
+           "variance halves about every N·ln 2 / 2 generations (collapse.half_life)."],
     solution="""
         Points a strong answer touches on (any well-argued answer is fine):
         - A definition tied to noise: e.g. 'significant' = the replace curve's perplexity on real text
-          leaves the band of gen-0 +/- the difference between two gen-0 models with different seeds, or
-          tail coverage falls below half of gen 0's. Read the generation where that happens; with one
-          chain per regime the estimate is rough (one or two generations either way).
-        - Scaling: in the Gaussian model the typical variance shrinks by about exp(-1/(N-1)) per
-          generation and the mean wanders by sigma^2/N per generation, so the number of generations
+          is higher than generation 0's on the paired test over the same held-out texts and by more than
+          the seed gap (from three or more generation-0 seeds: two runs differing only by seed land that
+          far apart about 1 time in 20), or tail coverage, counted in the same number of words, falls
+          below half of gen 0's. Read the generation where that happens; with one chain per regime the
+          estimate is rough (one or two generations either way), and the gap, measured at generation 0,
+          is if anything too narrow for later generations, which carry their ancestors' noise too.
+        - Scaling: in the Gaussian model the maximum-likelihood fit's typical variance shrinks by about
+          exp(-2/N) per generation (it halves every N ln 2 / 2 generations; (N-1) ln 2 for the unbiased
+          fit) and the mean wanders by sigma^2/N per generation, so the number of generations
           before a fixed loss grows roughly in proportion to N; in the Zipf model a category of
           probability p is lost with probability (1-p)^N per generation, so rarer words go first and a
           larger corpus protects a longer stretch of the tail, but nothing in replace protects it forever.
@@ -391,14 +396,24 @@ quiz = Quiz(LAB, [
              why="Keeping the real data (and all synthetic data) in the pool bounds the error: in their "
                  "linear model the bound is a constant times the one-model error (the sum of 1/k^2 is "
                  "pi^2/6), and their language models stopped degrading."),
-    Question("In this lab, why does tail coverage compare sample sets of the *same size* across generations?",
+    Question("In this lab, why is tail coverage counted in the first W words of each generation's samples, "
+             "the same W for all, rather than in the same number of texts?",
              ["Because the tokenizer was trained on generation 0 and cannot read later samples otherwise",
-              "Because more text mentions more words, so a larger sample would look less collapsed",
+              "Because later texts can be longer or shorter, and more words cover more of the tail anyway",
               "Because distinct-n and entropy are undefined when two sample sets differ in length",
               "Because rare words are defined by their count, which changes with the number of samples"],
              answer=1,
-             why="Coverage rises with the amount of text whatever the model: only equal-sized samples "
-                 "compare models rather than sample sizes."),
+             why="Coverage rises with the amount of text whatever the model, and a generation that writes "
+                 "longer texts puts more words in the same number of texts: only equal word budgets "
+                 "compare models rather than text lengths."),
+    Question("With the maximum-likelihood fit and N = 100 points per generation (replace), about how many "
+             "generations does the typical chain's variance take to halve?",
+             ["about 7", "about 35", "about 69", "about 100"],
+             answer=1,
+             why="Per generation the log-variance falls on average by about 1/N (the fit's bias) plus "
+                 "1/(N-1) (log of a chi-squared is biased low): about 0.02, so halving takes ln 2 / 0.02, "
+                 "about N ln 2 / 2 = 35 (collapse.half_life(100) = 34.3). 69 = (N-1) ln 2 is the unbiased "
+                 "fit, which has only the second part."),
     Question("Dropping the lowest-perplexity (most confident) samples before training the next generation "
              "is meant to slow collapse. What is the risk the lab's measurement checks for?",
              ["It keeps the odd and the broken samples too, so the next model may learn errors, not tails",
