@@ -18,7 +18,7 @@ import pytest
 
 from synthkit import profiles
 from synthkit.grading import assign as assign_mod
-from synthkit.grading import cli, course, progress
+from synthkit.grading import cli, course, progress, store
 from synthkit.grading.exercises import (ESSAY_PLACEHOLDER, CodingExercise, EssayExercise, Result,
                                         grade_all, show_input)
 from synthkit.grading.quiz import Question, Quiz
@@ -274,7 +274,7 @@ def test_unwritable_store_warns_but_never_breaks_a_check(monkeypatch, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("SYNTHKIT_HOME", str(blocker))
-    monkeypatch.setattr(progress, "_warned", False)
+    monkeypatch.setattr(store, "_warned", False)
     with pytest.warns(UserWarning, match="could not save your progress"):
         progress.record("00", "ex1", kind="code", status="pass")
 

@@ -15,6 +15,7 @@ FENCE = re.compile(r"```(?:python)?\n(.*?)```", re.S)
 def _snippets(hint: str) -> list[str]:
     """Fenced blocks, and inline spans that are calls or statements (`x.f(a)`, `a = b`)."""
     spans = [s for s in CODE_SPAN.findall(FENCE.sub("", hint)) if "(" in s or " = " in s]
+    spans = ["x" + s if s.startswith(".") else s for s in spans]     # `.lower()`: a method of anything
     return FENCE.findall(hint) + spans
 
 

@@ -36,7 +36,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable
 
-from .exercises import show_input
+from .outcomes import show_input
 
 # --- refusing the library ---------------------------------------------------------------
 RefusedKey = tuple  # (co_name, co_firstlineno, real path of co_filename, dotted name)

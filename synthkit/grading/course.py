@@ -28,14 +28,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENV_COURSE = "SYNTHKIT_COURSE"
-COURSE_FILE = "course.toml"
+from .paths import (COURSE_FILE, ENV_COURSE, CourseError, find_course_file,  # noqa: F401  (re-exported)
+                    remember_course)
+from .registry import lab_module
 _LAB_KEYS = {"assigned", "due", "points"}
 _MOVED = {"title": "TITLE", "notebook": "NOTEBOOK"}  # keys that live in the lab module
-
-
-class CourseError(ValueError):
-    pass
 
 
 @dataclass
@@ -73,66 +70,6 @@ class Course:
     def root(self) -> Path:
         """The folder holding course.toml (the course repository), or the current folder."""
         return self.path.parent if self.path else Path.cwd()
-
-
-# --- where the course is -----------------------------------------------------------------
-def _remembered_file() -> Path:
-    from .progress import home
-    return home() / "course.json"
-
-
-def remember_course(root: str | os.PathLike) -> None:
-    """Note `root` (a folder with course.toml) as this user's course, so that commands run
-    from any other folder find it. Never raises: remembering is a convenience."""
-    root = Path(root).resolve()
-    if not (root / COURSE_FILE).is_file():
-        return
-    path = _remembered_file()
-    try:
-        if path.is_file() and json.loads(path.read_text(encoding="utf-8")).get("root") == str(root):
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"root": str(root)}) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except (OSError, ValueError):
-        pass
-
-
-def _remembered_course() -> Path | None:
-    try:
-        root = json.loads(_remembered_file().read_text(encoding="utf-8")).get("root")
-    except (OSError, ValueError, AttributeError):
-        return None
-    candidate = Path(root) / COURSE_FILE if isinstance(root, str) else None
-    return candidate if candidate and candidate.is_file() else None
-
-
-def _course_upwards(start: str | os.PathLike | None) -> Path | None:
-    here = Path(start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / COURSE_FILE).is_file():
-            return folder / COURSE_FILE
-    return None
-
-
-def _installed_checkout() -> Path | None:
-    candidate = Path(__file__).resolve().parents[2] / COURSE_FILE
-    return candidate if candidate.is_file() else None
-
-
-def find_course_file(start: str | os.PathLike | None = None) -> Path | None:
-    """The course.toml to use (see the module docstring for the order), or None."""
-    env = os.environ.get(ENV_COURSE, "").strip()
-    if env:
-        p = Path(env).expanduser()
-        if p.is_dir():
-            p = p / COURSE_FILE
-        if not p.is_file():
-            raise CourseError(f"${ENV_COURSE} points at {p}, which is not a file; "
-                              f"set it to your course.toml (or the folder holding it), or unset it")
-        return p
-    return _course_upwards(start) or _remembered_course() or _installed_checkout()
 
 
 # --- reading it --------------------------------------------------------------------------
@@ -176,7 +113,6 @@ def load_course(path: str | os.PathLike | None = None) -> Course:
 def lab_info(lab: str, course: Course | None = None) -> LabInfo:
     """A lab's title and notebook (from its lab module, where they are written) with this
     term's settings (from course.toml). ImportError if synthkit has no such lab."""
-    from .registry import lab_module
 
     lab = str(lab).zfill(2)
     mod = lab_module(lab)

@@ -26,144 +26,19 @@ An exercise that asks for a function synthkit already has refuses the library's 
 """
 from __future__ import annotations
 
-import html
 import os
 import random
-import signal
 import sys
 import textwrap
-import threading
 import time
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Callable
 
-# What a result can say. The first six come from checks; the last four from the grader.
-PASS, FAIL, ERROR, SLOW, MISSING, SUBMITTED = "pass", "fail", "error", "slow", "missing", "submitted"
-TIMEOUT, CRASHED, INVALID, NOT_RUN = "timeout", "crashed", "invalid", "not run"
-ESSAY_PLACEHOLDER = "(Write your answer here, in a few sentences.)"  # what `assign` leaves in an essay
-BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"  # nbgrader's markers
-STATUSES = (PASS, FAIL, ERROR, SLOW, MISSING, SUBMITTED, TIMEOUT, CRASHED, INVALID, NOT_RUN)
-
-
-@dataclass
-class Result:
-    """The outcome of one exercise's check."""
-
-    lab: str
-    exercise: str
-    kind: str  # "code" or "essay"
-    status: str
-    message: str
-    max_points: float = 1.0
-    seconds: float = 0.0
-    answer: str | None = None  # an essay's text
-
-    @property
-    def passed(self) -> bool:
-        return self.status == PASS
-
-    @property
-    def points(self) -> float:
-        """Points earned as far as a machine can tell: full for a pass, else none (an
-        essay waits for its instructor)."""
-        return self.max_points if self.status == PASS else 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self) | {"points": self.points}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Result":
-        names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in names})
-
-    # --- how a result shows itself -------------------------------------------------
-    _MARKS = {PASS: ("✓", "#1a7f37"), SUBMITTED: ("✎", "#0550ae")}
-
-    def headline(self) -> str:
-        mark, _ = self._MARKS.get(self.status, ("✗", "#cf222e"))
-        word = {PASS: "Correct", SUBMITTED: "Submitted", MISSING: "Not done yet", SLOW: "Too slow",
-                ERROR: "Your code raised an error", FAIL: "Not yet"}.get(self.status, self.status.capitalize())
-        return f"{mark} {self.exercise} — {word}"
-
-    def __str__(self) -> str:
-        return f"{self.headline()}: {self.message}"
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(str(self))
-
-    def _repr_html_(self) -> str:
-        _, colour = self._MARKS.get(self.status, ("✗", "#cf222e"))
-        return (f'<div style="border-left:4px solid {colour};padding:2px 8px">'
-                f'<b style="color:{colour}">{html.escape(self.headline())}</b><br>'
-                f'<span style="white-space:pre-wrap">{html.escape(self.message)}</span></div>')
-
-
-# --- what a check raises to say how the student's code did -----------------------------
-class CheckOutcome(Exception):
-    status = FAIL
-
-
-class Failed(CheckOutcome):
-    """A wrong value or a wrong type."""
-    status = FAIL
-
-
-class Raised(CheckOutcome):
-    """The student's code raised."""
-    status = ERROR
-
-
-class TooSlow(CheckOutcome):
-    status = SLOW
-
-
-class Missing(CheckOutcome):
-    """The object is not there, or it is still the stub."""
-    status = MISSING
-
-
-class Stopped(CheckOutcome):
-    """The process running the student's code died or had to be killed during a call."""
-    status = CRASHED
-
-
-class _Alarm(BaseException):
-    """Raised by the timer inside the student's code (a BaseException, so a bare
-    ``except Exception`` in their code does not swallow it)."""
-
-
-@contextmanager
-def time_limit(seconds: float | None):
-    """Stop the block after `seconds` with TooSlow, where the platform allows it (a
-    SIGALRM timer, main thread only; elsewhere the block runs unbounded)."""
-    usable = (seconds and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
-    if not usable:
-        yield
-        return
-
-    def _ring(signum, frame):
-        raise _Alarm()
-
-    previous = signal.signal(signal.SIGALRM, _ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _a(noun: str) -> str:
-    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
-
-
-def show_input(value: Any, limit: int = 70) -> str:
-    """A short, readable rendering of an input for a feedback message."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 5] + "…" + text[-4:]
-
+from . import store
+from .checks import refusal_message, refused_keys, refusing
+from .outcomes import (BEGIN_SOLUTION, CRASHED, END_SOLUTION, ERROR, ESSAY_PLACEHOLDER, FAIL,  # noqa: F401
+                       INVALID, MISSING, NOT_RUN, PASS, SLOW, STATUSES, SUBMITTED, TIMEOUT, CheckOutcome,
+                       Failed, Missing, Raised, Result, Stopped, TooSlow, _a, _Alarm, show_input, time_limit)
+from .view import Note, in_notebook, say, show_result  # noqa: F401  (Note, in_notebook: for the labs)
 
 class Checker:
     """What a check function gets: the student's namespace, a fresh random generator,
@@ -190,8 +65,6 @@ class Checker:
         ``checks``). A function that lives in another process (``sandbox.RemoteFunction``,
         what ``synthkit grade`` hands the checks) is called there, with the same rules.
         """
-        from .checks import refusal_message, refusing
-
         label = label or f"{getattr(fn, '__name__', 'your function')}(...)"
         limit = self.exercise.time_limit
         keys = self.exercise.refused_keys()
@@ -269,27 +142,27 @@ class Exercise:
         """Check your work: shows the result and records it in your local progress."""
         ns = namespace if namespace is not None else sys._getframe(1).f_globals
         result = self.grade(ns)
-        _show(result)
+        show_result(result)
         _record(result)
 
     def hint(self, n: int = 1) -> None:
         if not self.hints:
-            _say(f"There is no hint for {self.name}; read the cell above it again.")
+            say(f"There is no hint for {self.name}; read the cell above it again.")
             return
         n = max(1, int(n))
         if n > len(self.hints):
             last = "one hint" if len(self.hints) == 1 else f"{len(self.hints)} hints"
-            _say(f"{self.name} has {last}, and you have seen them all: try {self.name}.solution() "
+            say(f"{self.name} has {last}, and you have seen them all: try {self.name}.solution() "
                  f"if you are still stuck.", colour="#9a6700")
             return
         more = f"\n(Another hint: {self.name}.hint({n + 1}))" if n < len(self.hints) else ""
-        _say(f"Hint {n} for {self.name}: {self.hints[n - 1]}{more}", colour="#9a6700")
+        say(f"Hint {n} for {self.name}: {self.hints[n - 1]}{more}", colour="#9a6700")
 
     def solution(self) -> None:
         if not self._solution:
-            _say(f"{self.name} has no reference solution to show.")
+            say(f"{self.name} has no reference solution to show.")
             return
-        _say(f"A solution for {self.name}:\n\n{self._solution}", colour="#0550ae", code=True)
+        say(f"A solution for {self.name}:\n\n{self._solution}", colour="#0550ae", code=True)
 
     @property
     def solution_code(self) -> str:
@@ -327,7 +200,6 @@ class CodingExercise(Exercise):
     def refused_keys(self) -> list:
         """The refused functions as plain keys (resolved on first use, then kept)."""
         if self._refused_keys is None:
-            from .checks import refused_keys
             self._refused_keys = refused_keys(self.refuses)
         return self._refused_keys
 
@@ -392,14 +264,14 @@ class EssayExercise(Exercise):
         if answer is not None:
             ns[self.variable] = answer
         result = self.grade(ns)
-        _show(result)
+        show_result(result)
         _record(result)
 
     def check(self, namespace: dict | None = None) -> None:
         self.submit(namespace=namespace if namespace is not None else sys._getframe(1).f_globals)
 
     def question(self) -> None:
-        _say(f"{self.name}: {self.prompt}")
+        say(f"{self.name}: {self.prompt}")
 
 
 # --- grading a whole lab ---------------------------------------------------------------
@@ -417,58 +289,6 @@ def grade_all(exercises: list[Exercise], namespace: dict) -> list[Result]:
     return results
 
 
-def grade_lab(lab: str, namespace: dict) -> list[dict]:
-    """Every exercise of lab `lab` against `namespace`, as plain dicts."""
-    from .registry import lab_exercises
-
-    return [r.to_dict() for r in grade_all(lab_exercises(lab), namespace)]
-
-
-# --- output ----------------------------------------------------------------------------
-def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    ip = get_ipython()
-    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
-
-
-def _show(result: Result) -> None:
-    if _in_notebook():
-        from IPython.display import display
-        display(result)
-    else:
-        print(result)
-
-
-class Note:
-    """A message that shows as coloured HTML in a notebook and as plain text elsewhere."""
-
-    def __init__(self, text: str, colour: str = "#57606a", code: bool = False):
-        self.text, self.colour, self.code = text, colour, code
-
-    def __str__(self) -> str:
-        return self.text
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(self.text)
-
-    def _repr_html_(self) -> str:
-        font = "font-family:monospace;" if self.code else ""
-        return (f'<div style="border-left:4px solid {self.colour};padding:2px 8px;'
-                f'white-space:pre-wrap;{font}">{html.escape(self.text)}</div>')
-
-
-def _say(text: str, colour: str = "#57606a", code: bool = False) -> None:
-    if _in_notebook():
-        from IPython.display import display
-        display(Note(text, colour, code))
-    else:
-        print(text)
-
-
 def _record(result: Result) -> None:
-    from . import progress
-    progress.record(result.lab, result.exercise, kind=result.kind, status=result.status,
-                    message=result.message, answer=result.answer)
+    store.record(result.lab, result.exercise, kind=result.kind, status=result.status,
+                 message=result.message, answer=result.answer)

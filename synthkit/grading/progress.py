@@ -20,92 +20,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENV_HOME = "SYNTHKIT_HOME"
-_warned = False
-_remembered = False
-
-
-def home() -> Path:
-    """The course's per-user folder: $SYNTHKIT_HOME, or ~/.synthkit."""
-    env = os.environ.get(ENV_HOME, "").strip()
-    return Path(env).expanduser() if env else Path.home() / ".synthkit"
-
-
-def store_path() -> Path:
-    return home() / "progress" / "progress.jsonl"
-
-
-def _now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-def append(record: dict, path: str | os.PathLike | None = None) -> None:
-    """Append one record, locked and synced; raises OSError if the store is unwritable."""
-    from filelock import FileLock
-
-    path = Path(path) if path else store_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
-    with FileLock(str(path) + ".lock", timeout=30):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            size = os.fstat(fd).st_size
-            if size:  # a torn last line (a writer killed mid-line): start ours on a fresh line
-                os.lseek(fd, size - 1, os.SEEK_SET)
-                if os.read(fd, 1) != b"\n":
-                    line = "\n" + line
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def record(lab: str, item: str, *, kind: str, status: str, **fields) -> None:
-    """Record one result. Never raises: a full disk must not break a student's check."""
-    global _warned
-    rec = {"time": _now(), "lab": str(lab), "item": item, "kind": kind, "status": status}
-    rec.update({k: v for k, v in fields.items() if v is not None})
-    _remember_course_once()
-    try:
-        append(rec)
-    except Exception as e:  # noqa: BLE001
-        if not _warned:
-            _warned = True
-            warnings.warn(f"could not save your progress to {store_path()} ({type(e).__name__}: {e}); "
-                          f"set {ENV_HOME} to a writable folder", stacklevel=3)
-
-
-def _remember_course_once() -> None:
-    """A lab running inside a course folder notes where the course is, so that
-    `synthkit progress` run from anywhere shows its due dates and unstarted labs."""
-    global _remembered
-    if _remembered:
-        return
-    _remembered = True
-    from .course import _course_upwards, remember_course
-    found = _course_upwards(None)
-    if found is not None:
-        remember_course(found.parent)
-
-
-def load(path: str | os.PathLike | None = None) -> list[dict]:
-    """Every readable record, oldest first; lines that do not parse are skipped."""
-    path = Path(path) if path else store_path()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
-    records = []
-    for raw in data.splitlines():
-        if not raw.strip():
-            continue
-        try:
-            rec = json.loads(raw)
-        except ValueError:
-            continue  # a line cut short by a crash
-        if isinstance(rec, dict) and "lab" in rec and "item" in rec:
-            records.append(rec)
-    return records
+from .course import lab_info, load_course
+from .paths import ENV_HOME, find_course_file, home  # noqa: F401  (re-exported)
+from .registry import lab_exercises, lab_quiz
+from .store import append, load, record, store_path  # noqa: F401  (the store, re-exported)
 
 
 # How each latest status reads in the table: "missing" (the stub is still there) and
@@ -147,7 +65,6 @@ class LabProgress:
 def summarize(records: list[dict] | None = None, labs: list[str] | None = None) -> list[LabProgress]:
     """Progress per lab: the labs the course assigns, plus any with records. Records are
     read oldest first, so each exercise shows its latest result."""
-    from .course import lab_info, load_course
 
     records = load() if records is None else records
     course = load_course()
@@ -185,7 +102,6 @@ def summarize(records: list[dict] | None = None, labs: list[str] | None = None) 
 
 def _lab_items(lab: str) -> tuple[dict[str, str], dict[str, str], int]:
     """The lab's exercises and essays, all "not tried", and its number of quiz questions."""
-    from .registry import lab_exercises, lab_quiz
 
     exercises, essays = {}, {}
     for ex in lab_exercises(lab):
@@ -223,7 +139,6 @@ def table(lab: str | None = None, records: list[dict] | None = None) -> str:
 
 def show(lab: str | None = None, file=None) -> None:
     """Print your progress table (what `synthkit progress` prints) and where it came from."""
-    from .course import find_course_file
     try:
         where = find_course_file()
     except ValueError:

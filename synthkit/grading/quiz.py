@@ -19,7 +19,8 @@ import re
 import sys
 from dataclasses import dataclass
 
-from .exercises import Note, _in_notebook
+from . import store
+from .view import Note, in_notebook
 
 LETTERS = "abcdefghij"
 
@@ -69,11 +70,10 @@ class Quiz:
 
         A saved answer is matched by its text when the record has it, so a choice that was
         reworded or moved since is dropped rather than shown against the wrong option."""
-        from . import progress
 
         item = re.compile(rf"{re.escape(self.name)}\.q(\d+)")
         out: dict[int, int] = {}
-        for r in progress.load():
+        for r in store.load():
             m = item.fullmatch(str(r["item"])) if r.get("kind") == "quiz" and r["lab"] == self.lab else None
             if not m or not 1 <= int(m.group(1)) <= len(self.questions):
                 continue
@@ -111,12 +111,11 @@ class Quiz:
         return index
 
     def _mark(self, number: int, index: int, via: str) -> tuple[bool, str]:
-        from . import progress
 
         q = self.questions[number - 1]
         right = index == q.answer
         self.answers[number], self.choices[number] = right, index
-        progress.record(self.lab, f"{self.name}.q{number}", kind="quiz", status="pass" if right else "fail",
+        store.record(self.lab, f"{self.name}.q{number}", kind="quiz", status="pass" if right else "fail",
                         choice=LETTERS[index], choice_text=q.choices[index], via=via)
         return right, self._feedback(number, index)
 
@@ -133,7 +132,7 @@ class Quiz:
             self.restore()
         right, feedback = self._mark(question, index, via="text")
         text = f"{question}. {feedback}\n{self.score_line()}"
-        if _in_notebook():
+        if in_notebook():
             from IPython.display import display
             display(Note(text, "#1a7f37" if right else "#cf222e"))
         else:
@@ -224,7 +223,7 @@ class Quiz:
     def show(self) -> None:
         """The quiz: clickable in a notebook, text elsewhere (interactive in a terminal)."""
         self.restore()
-        if _in_notebook():
+        if in_notebook():
             from IPython.display import display
             try:
                 display(self.widget())

@@ -13,6 +13,9 @@ import pkgutil
 import re
 from pathlib import Path
 
+from .exercises import Exercise
+from .quiz import Quiz
+
 LABS_PACKAGE = "synthkit.labs"
 _LAB_IN_NAME = re.compile(r"(?:^|[^0-9])(\d{2})_[A-Za-z]")
 
@@ -41,15 +44,11 @@ def lab_module(lab: str):
 
 def lab_exercises(lab: str) -> list:
     """The lab's exercises and essays, in the order the module defines them."""
-    from .exercises import Exercise
-
     return [v for v in vars(lab_module(lab)).values() if isinstance(v, Exercise)]
 
 
 def lab_quiz(lab: str):
     """The lab's concept check, or None."""
-    from .quiz import Quiz
-
     q = getattr(lab_module(lab), "quiz", None)
     return q if isinstance(q, Quiz) else None
 

@@ -40,6 +40,9 @@ import signal
 import time
 from typing import Any, Callable
 
+from .checks import refusal_message, refusing
+from .outcomes import Failed, Missing, Raised, Stopped, TooSlow, _Alarm, time_limit
+
 MAX_REPLY_CHARS = 50_000_000
 MAX_DEPTH = 60
 _REFERENCES: dict[int, tuple[str, str, Any]] = {}  # id(object) -> (module, factory name, object)
@@ -223,8 +226,6 @@ def serve(namespace: dict, request: str) -> str:
 
 
 def _call(namespace: dict, req: dict) -> dict:
-    from .checks import refusing
-    from .exercises import _Alarm, time_limit
 
     fn = namespace.get(req["name"])
     if not callable(fn):
@@ -384,8 +385,6 @@ class RemoteFunction:
         raise TypeError("call a student's function through Checker.call, which knows the rules")
 
     def remote_call(self, args: tuple, kwargs: dict, *, limit: float, refuses: list, label: str):
-        from .checks import refusal_message
-        from .exercises import Failed, Missing, Raised, Stopped, TooSlow
 
         try:
             payload = {"op": "call", "name": self._name, "args": tuple(args), "kwargs": dict(kwargs),

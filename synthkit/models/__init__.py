@@ -90,7 +90,7 @@ def load_model(path: str | os.PathLike | None = None, *, backend: str = "llama.c
                              f"directory, or nothing for the embedded model")
     if backend == "llama.cpp":
         if path.is_dir():  # an HF checkpoint (e.g. a fine-tuned model): exported to GGUF once
-            from ..train.export import gguf_for_checkpoint
+            from .gguf_export import gguf_for_checkpoint
             path = gguf_for_checkpoint(path, kwargs.pop("gguf_dtype", "auto"))
         if device and str(device).startswith("cuda"):
             kwargs.setdefault("n_gpu_layers", -1)
