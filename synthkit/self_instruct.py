@@ -1,10 +1,10 @@
 """Self-Instruct: a model writes new tasks from a few human ones; a filter keeps the pool varied.
 
-Self-Instruct (Wang et al., 2022) grows a task pool from a small set of human seeds: show
-the model a few tasks from the pool, let it write more, and add what survives. What
-survives is decided by cheap rules, and the most important rule is about *novelty*: a new
-instruction enters the pool only if its ROUGE-L similarity to every instruction already in
-it is at most 0.7. Without that rule the pool fills with rewordings of the seeds.
+Self-Instruct (Wang et al., 2022) grows a task pool from a small set of human seeds (175 in
+the paper, 56 in this course): show the model a few tasks from the pool, let it write more,
+and add what survives. What survives is decided by cheap rules, and the most important rule
+is about *novelty*: a new instruction enters the pool only if its ROUGE-L similarity to every
+instruction already in it is at most 0.7. Without that rule the pool fills with rewordings of the seeds.
 
 The module holds the filters and, at its end, the bootstrap loop itself. ROUGE-L is written here by hand because it is
 the point of the lesson, and because the naive loop (score every candidate against every

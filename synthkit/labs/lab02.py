@@ -541,16 +541,19 @@ quiz = Quiz(LAB, [
              why="Without machine examples every prompt looks like the seeds; with only machine examples "
                  "errors and quirks would compound round after round. The ROUGE-L filter compares with "
                  "the whole pool, and no weights change during the loop."),
-    Question("In part 9 the narrow-seed run wrote almost nothing but number problems, yet its self-ROUGE "
-             "(mean pairwise ROUGE-L) was about the same as the broad run's. Why?",
+    Question("A pool grown from the narrow seeds holds almost nothing but number problems, yet its "
+             "self-ROUGE (mean pairwise ROUGE-L) can come out close to a broad pool's. Why can this "
+             "measure miss the narrowing?",
              ["rouge-score's tokenizer drops digits, and the narrow tasks differ mostly in numbers",
-              "Both pools passed a ROUGE-L ≤ 0.7 filter, so a score built on ROUGE-L sees both as varied",
-              "Self-ROUGE rises with the number of texts, and the narrow run was cut to fewer of them",
-              "Number problems are longer, and ROUGE-L between long texts is always close to zero"],
-             answer=1,
-             why="The filter already pushed every pair under 0.7 in both pools, so a measure built on the "
-                 "same ROUGE-L cannot tell them apart; embeddings and the share with a digit can. (The "
-                 "tokenizer keeps digits, and both sets were cut to the same size.)"),
+              "The 0.7 cap makes every pair in both pools score alike, so their means must match",
+              "It counts shared words in order, and these problems share their kind, not wording",
+              "Self-ROUGE rises with the number of texts, and the narrow run was cut to fewer"],
+             answer=2,
+             why="ROUGE-L is lexical: problems that differ in their numbers, names and objects share few "
+                 "tokens, and the novelty filter has already removed the rewordings that would share "
+                 "many. The 0.7 cap only trims the top of the pairwise scores; their mean is set by the "
+                 "many pairs far below it. Embeddings and the share with a digit see the narrowing. "
+                 "(The tokenizer keeps digits, and both sets were cut to the same size.)"),
     Question("Alpaca had text-davinci-003 write 52,000 Self-Instruct-style examples (under $500 of API "
              "calls) and fine-tuned LLaMA-7B on them (under $100 of compute). Which weakness does this "
              "recipe keep?",
