@@ -123,13 +123,16 @@ def filter_reasons(records: list[dict], *, min_words: int = 3, max_words: int = 
 # ---------------------------------------------------------------------------------------
 # The paper's diversity filter: distance to the nearest neighbour in embedding space
 # ---------------------------------------------------------------------------------------
-# The Magpie authors embedded every instruction, found each one's nearest neighbours with
-# FAISS and recorded the distance to the closest ("min_neighbor_distance"). Their filtered
-# releases keep an instruction only if no instruction before it in their order lies within
-# the threshold, so of each group of rewordings exactly the first survives. Here the order
-# is the order of generation and the distance is cosine distance, 1 - cos(a, b), on the
-# unit vectors `metrics.embed` returns. MinHash (above) catches copies with a few words
-# changed; this catches the same request in other words.
+# The Magpie authors embedded every instruction (all-mpnet-base-v2), found each one's nearest
+# neighbours with FAISS and recorded the distance to the closest ("min_neighbor_distance");
+# their code also marks the earliest instruction within a small distance, so that of each
+# group of near-copies the first can be kept. Magpie-Pro-300K-Filtered itself asked only for
+# a distance above 0, i.e. no exact repeat (the paper's Table 5). This is a stricter variant:
+# an instruction is kept only if no instruction before it lies within `min_distance`, so of
+# each group of rewordings exactly the first survives. The order is the order of generation
+# and the distance is cosine distance, 1 - cos(a, b), on the unit vectors `metrics.embed`
+# returns. MinHash (above) catches copies with a few words changed; this catches the same
+# request in other words.
 
 # With all-MiniLM-L6-v2, the same request in other words sits at about 0.03-0.13 ("Which city
 # is the capital of Australia?" / "What is the capital city of Australia?": 0.03), related but

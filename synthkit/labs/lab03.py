@@ -558,8 +558,9 @@ quiz = Quiz(LAB, [
              why="SmolLM2 was fine-tuned with that system turn in place; without it the context looks "
                  "less like its chats and more like other text it has seen. The system text says nothing "
                  "about code."),
-    Question("In the laptop run's grid at top-p 1.0, mean pairwise cosine fell from 0.18 (temperature 0.6) "
-             "to 0.07 (1.0), then rose to 0.14 at 1.3, while distinct-2 kept climbing. What explains the rise?",
+    Question("Suppose that in the grid at top-p 1.0 mean pairwise cosine falls from temperature 0.6 to "
+             "1.0, then rises again at 1.3 while distinct-2 keeps climbing, and that the bootstrap "
+             "interval of the rise lies above zero. What explains the rise?",
              ["Junk samples (word salad, broken rambles) sit near each other, so they look alike",
               "At 1.3 the model repeats the same few requests, so the set really is less varied",
               "The 1.3 cell was served from the cache, so it holds the same samples as the 1.0 cell",
@@ -567,28 +568,32 @@ quiz = Quiz(LAB, [
              answer=0,
              why="Distinct-2 kept rising, so the texts did not repeat; but the embedder places noise close "
                  "to other noise. A diversity number can be fooled by junk, which is why quality is "
-                 "measured beside it. Top-p 1.0 trims nothing, and each cell has its own sampling."),
-    Question("The Magpie authors kept 300K of the million pairs one teacher wrote: quality tagged good or "
-             "excellent, reward above a floor, no near neighbour before it, longest responses. Trained "
-             "on each set, which did the base model do better with?",
+                 "measured beside it. Top-p 1.0 trims nothing, and each cell has its own sampling. With "
+                 "two dozen samples a cell, check the interval before you read a rise at all."),
+    Question("For Magpie-Pro the authors filtered the 1M pairs the 70B teacher wrote down to 300K "
+             "(input quality at least average, reward above a threshold, no exact repeat, longest "
+             "responses). Fine-tuned on each, which set did the base model do better with?",
              ["The whole million: at SFT scale more data beats cleaner data",
               "The filtered 300K subset, on the chat benchmarks they report",
               "Neither: the two scored the same, so filtering only saved compute",
               "The million on easy prompts, and the 300K on hard prompts only"],
              answer=1,
-             why="Less, better data won: the filtered subset beat the raw million, which is why a Magpie "
-                 "run spends as much care on filters as on generation."),
-    Question("In the laptop run, a maths-tutor system prompt raised the share of instructions the keyword "
-             "classifier calls maths from 5 of 100 (95% interval 2-11%) to 41 of 100 (32-51%). What is "
-             "the fairest reading?",
+             why="For Pro the filtered 300K beat the raw 1M on AlpacaEval 2 and Arena-Hard (their Table "
+                 "12): less, better data won. It is a finding, not a law: for Air the raw 3M did better "
+                 "than the filtered 300K on some of the benchmarks. Filters deserve as much care as "
+                 "generation, and their effect has to be measured."),
+    Question("In our laptop run, a maths-tutor system prompt raised the share of instructions the keyword "
+             "classifier calls maths from 5 of 100 to 41 of 100: +36 points, 95% interval +25 to +46. "
+             "What is the fairest reading?",
              ["It moves the mix a lot, yet the small teacher still drifts off topic more often than not",
               "It is noise: with 100 samples in each arm, a gap of this size is within chance",
               "It works fully: the other 59 are maths as well, which the keyword classifier failed to see",
               "It only changed the wording; the requests cover the same topics as without it"],
              answer=0,
-             why="The intervals are far apart, so the shift is real (about eightfold), yet most steered "
-                 "samples were about jobs, essays or cakes: a 135M teacher follows its system turn loosely. "
-                 "Read the labelled samples to judge the classifier before trusting either share."),
+             why="The interval of the difference lies far above zero, so the shift is real (about "
+                 "eightfold), yet most steered samples were about jobs, essays or cakes: a 135M teacher "
+                 "follows its system turn loosely. Read the labelled samples to judge the classifier "
+                 "before trusting either share."),
     Question("Compared with Self-Instruct, which statement about Magpie is right?",
              ["It needs a larger and more varied set of human seed tasks to start from",
               "It cannot produce near-duplicates, so it can skip the dedup filters",
