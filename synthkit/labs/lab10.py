@@ -471,13 +471,14 @@ essay1 = EssayExercise(
 quiz = Quiz(LAB, [
     Question("Why does the course say the data cliff is real?",
              ["Because synthetic text cannot be filtered, so only human text can be used for pretraining",
-              "Because good human text is finite: one 2024 run used about a third of the filtered web",
+              "Because good human text is finite: one 2024 run used up to a third of the filtered web",
               "Because tokenizers stop improving beyond a few trillion tokens of training text",
               "Because copyright law forbids any further crawling of the public web after 2024"],
              answer=1,
-             why="Chapter 01: a 2024 frontier run saw 10-15T tokens, about a third of the ~50T of strictly "
-                 "filtered web text, and runs grow faster than the stock. Villalobos et al. (2024) count a "
-                 "larger effective stock (about 300T) and still expect it used up between 2026 and 2032."),
+             why="Chapter 01: a 2024 frontier run saw 10-15T tokens, a fifth to a third of the ~50T of "
+                 "strictly filtered web text, and runs grow faster than the stock. Villalobos et al. (2024) "
+                 "count a far larger effective stock (about 300T, of which one run is 3-5%) and still expect "
+                 "it fully used between 2026 and 2032."),
     Question("In this lab's pipeline the kept set's answers are checked by the exact verifier, and the "
              "open-ended replies by the rule judge. Which of them can a model game by writing well-formed "
              "but wrong text?",
