@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .self_instruct import rouge_l_tokens, rouge_tokenize
+from .rouge import rouge_l_tokens, rouge_tokenize
 
 
 def distinct_n(texts: list[str], n: int) -> float:

@@ -6,11 +6,11 @@ and add what survives. What survives is decided by cheap rules, and the most imp
 is about *novelty*: a new instruction enters the pool only if its ROUGE-L similarity to every
 instruction already in it is at most 0.7. Without that rule the pool fills with rewordings of the seeds.
 
-The module holds the filters and, at its end, the bootstrap loop itself. ROUGE-L is written here by hand because it is
-the point of the lesson, and because the naive loop (score every candidate against every
-pool entry with a dynamic-programming LCS) is what makes Self-Instruct slow on a laptop.
-The `rouge-score` package stays the reference: `rouge_l` gives the very same floats, and
-the tests check it on awkward inputs.
+The module holds the filters and, at its end, the bootstrap loop itself. ROUGE-L is written
+by hand (in `synthkit.rouge`, which the diversity measures share) because it is the point of
+the lesson: the naive loop (score every candidate against every pool entry with a
+dynamic-programming LCS) is what makes Self-Instruct slow on a laptop. The `rouge-score`
+package stays the reference: `rouge_l` gives the very same floats.
 """
 from __future__ import annotations
 
@@ -18,98 +18,17 @@ import math
 import random
 import re
 from collections import Counter
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
 from .models.sampling import Sampling
+from .rouge import _MARGIN, _f1, _lcs_with_masks, _match_masks, rouge_tokenize
+from .rouge import lcs_length, rouge_l, rouge_l_tokens  # noqa: F401  (lab 02 teaches them by these names)
 from .records import provenance
 
-# ---------------------------------------------------------------------------------------
-# ROUGE-L, exactly as rouge-score computes it
-# ---------------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"[a-z0-9]+")
-
-# Below this margin a bound is trusted to decide on its own. Floats from rouge-score's
-# formula are within a few ulps (~1e-15) of the true ratio, so 1e-9 is very safe.
-_MARGIN = 1e-9
-
-
-def rouge_tokenize(text: str) -> list[str]:
-    """Split `text` the way rouge-score's default tokenizer does (no stemming).
-
-    rouge-score lowercases, turns every run of characters outside [a-z0-9] into a space
-    and keeps the non-empty pieces. That is the same as finding the maximal runs of
-    [a-z0-9] in the lowercased text, which is what this does. So accents, apostrophes,
-    emoji and non-Latin scripts all act as separators ("café" -> ["caf"]), and a text made
-    only of punctuation has no tokens at all.
-    """
-    return _TOKEN.findall(text.lower())
-
-
-def lcs_length(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
-    """Length of the longest common subsequence of two token sequences.
-
-    Bit-parallel (Allison & Dix 1986, in Hyyro's 2004 form): one Python integer holds a
-    whole column of the LCS table as bits, so each token of `b` costs a handful of big-int
-    operations instead of a loop over `a`.
-    """
-    if not a or not b:
-        return 0
-    return _lcs_with_masks(_match_masks(a), len(a), b)
-
-
-def _match_masks(seq: Sequence[Hashable]) -> dict[Hashable, int]:
-    """For each token, an integer whose bit i is set where seq[i] is that token."""
-    masks: dict[Hashable, int] = {}
-    for i, tok in enumerate(seq):
-        masks[tok] = masks.get(tok, 0) | (1 << i)
-    return masks
-
-
-def _lcs_with_masks(masks: dict[Hashable, int], m: int, seq: Iterable[Hashable]) -> int:
-    """LCS length between the sequence behind `masks` (length m) and `seq`.
-
-    The zero bits of `v` mark the rows where the LCS grew; carries above bit m never flow
-    back down, so the mask is applied once at the end.
-    """
-    v = (1 << m) - 1
-    get = masks.get
-    for tok in seq:
-        u = v & get(tok, 0)
-        v = (v + u) | (v - u)
-    return m - (v & ((1 << m) - 1)).bit_count()
-
-
-def _f1(lcs: int, len_target: int, len_prediction: int) -> float:
-    """rouge-score's F1 from an LCS length, step by step, so equal inputs give equal floats.
-
-    Reordering the arithmetic (say, 2*lcs/(la+lb)) can move the last bit, and a filter
-    that compares with `<= 0.7` must not disagree with the reference on a tie.
-    """
-    if not len_target or not len_prediction:
-        return 0.0
-    precision = lcs / len_prediction
-    recall = lcs / len_target
-    if precision + recall > 0:
-        return 2 * precision * recall / (precision + recall)
-    return 0.0
-
-
-def rouge_l(a: str, b: str) -> float:
-    """ROUGE-L F1 between two texts: `RougeScorer(["rougeL"]).score(a, b)["rougeL"].fmeasure`.
-
-    The score is symmetric (swapping the texts swaps precision and recall), so the order
-    of the arguments does not matter.
-    """
-    return rouge_l_tokens(rouge_tokenize(a), rouge_tokenize(b))
-
-
-def rouge_l_tokens(a: Sequence[Hashable], b: Sequence[Hashable]) -> float:
-    """ROUGE-L F1 between two already tokenized texts (tokenize once, compare many times)."""
-    return _f1(lcs_length(a, b), len(a), len(b))
-
+# ROUGE-L itself lives in `synthkit.rouge` (metrics use it too); the names are kept here,
+# where lab 02 teaches them.
 
 # ---------------------------------------------------------------------------------------
 # The novelty filter
