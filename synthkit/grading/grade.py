@@ -152,7 +152,7 @@ def grade(paths, out_csv: str | os.PathLike = "grades.csv", *, jobs: int = 2, ti
     reports: dict[int, dict] = {}
     bar = tqdm(total=len(files), desc="grading", unit="nb", disable=not progress, dynamic_ncols=True)
     with ProcessPoolExecutor(max_workers=max(1, int(jobs)), mp_context=get_context("spawn")) as pool:
-        from ..models.llamacpp import default_threads
+        from ..models.cores import default_threads
         threads = max(1, default_threads() // max(1, int(jobs)))
         futures = {pool.submit(_grade_one, str(f), lab, profile, timeout, threads): i
                    for i, f in enumerate(files)}

@@ -113,3 +113,14 @@ def others_busy():
         if busy0 is not None and busy1 is not None:
             wall = time.monotonic() - t0
             result.cores = max(0.0, ((busy1 - busy0) - (time.process_time() - own0)) / wall)
+
+
+def default_threads() -> int:
+    """Most threads llama.cpp may use: $SYNTHKIT_THREADS, else the cores this process may use.
+
+    The number actually used at each step can be lower: see `cores.CoreShare`.
+    """
+    env = os.environ.get("SYNTHKIT_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return usable_cores()

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import GenerationError, ModelLoadError, PromptTooLongError
 from .base import Generation, Model, Request
-from .cores import CoreShare, usable_cores
+from .cores import CoreShare, default_threads, usable_cores
 from .sampling import Sampling
 
 _LOG_CALLBACK = None  # keep a reference: llama.cpp calls it from C
@@ -199,17 +199,6 @@ def _is_q4_1(L, path: Path) -> bool:
         return field is not None and int(field.contents()) == L.LLAMA_FTYPE_MOSTLY_Q4_1
     except Exception:  # unreadable metadata: load the file as it is
         return False
-
-
-def default_threads() -> int:
-    """Most threads llama.cpp may use: $SYNTHKIT_THREADS, else the cores this process may use.
-
-    The number actually used at each step can be lower: see `cores.CoreShare`.
-    """
-    env = os.environ.get("SYNTHKIT_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return usable_cores()
 
 
 class LlamaCppModel(Model):
