@@ -355,7 +355,8 @@ essay1 = EssayExercise(
         - In the lab, the exact verifier rejects right answers that are not in the 'Answer: N' form
           (the lenient, last-number reading shows how many); majority vote rejects every right answer
           that lost the vote, often on exactly the problems where the model is least sure; the
-          self-judge accepts almost everything, so it rejects few right answers but keeps many wrong ones.
+          self-judge's verdicts barely follow correctness: one that says Yes to nearly everything keeps
+          many wrong answers, one that says No to nearly everything throws the right ones out too.
         - A form requirement is a bias too: it keeps the model's favourite phrasing and drops others;
           training on the kept set then pushes the model further toward that phrasing.
         - Variety: compare distinct replies and answers per problem, and reply length, before and after
