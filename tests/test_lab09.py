@@ -72,6 +72,24 @@ def luhn_valid(number):
     digits = number.replace(" ", "").replace("-", "")
     return digits.isdigit() and 13 <= len(digits) <= 19 and luhn.is_valid(digits)
 """, "your own code"),
+        ("""
+import re
+def luhn_valid(number):
+    if not re.fullmatch(r"\\d(?:[ -]?\\d)*", number):
+        return False
+    digits = [int(ch) for ch in number if ch.isdigit()][::-1]
+    total = sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits))
+    return 13 < len(digits) < 19 and total % 10 == 0
+""", "both ends included"),
+        ("""
+import re
+def luhn_valid(number):
+    if not re.fullmatch(r"\\d(?:[ -]?\\d)*", number):
+        return False
+    digits = [int(ch) for ch in number if ch.isdigit()][::-1]
+    total = sum(d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d) for i, d in enumerate(digits))
+    return 12 <= len(digits) <= 20 and total % 10 == 0
+""", "with a right Luhn digit"),
     ],
     "ex2": [
         ("""
@@ -113,6 +131,34 @@ from synthkit import audit
 def is_dirty(example, training_texts, n=13):
     return audit.is_dirty(example, audit.NgramIndex(training_texts, n, keep_words=True))
 """, "your own code"),
+        ("""
+import re
+def is_dirty(example, training_texts, n=12):
+    w = re.findall(r"\\w+", example.lower())
+    if not w:
+        return False
+    size = min(n, len(w))
+    grams = {tuple(w[i:i + size]) for i in range(len(w) - size + 1)}
+    for text in training_texts:
+        t = re.findall(r"\\w+", text.lower())
+        if any(tuple(t[i:i + size]) in grams for i in range(len(t) - size + 1)):
+            return True
+    return False
+""", "does not use n=13"),
+        ("""
+import re
+def is_dirty(example, training_texts, n=13):
+    w = re.findall(r"\\w+", example.lower())
+    if not w:
+        return False
+    size = min(n, len(w))
+    grams = {tuple(w[i:i + size]) for i in range(len(w) - size + 1)}
+    for text in training_texts:
+        t = re.findall(r"\\w+", text.lower())
+        if any(tuple(t[i:i + size]) in grams for i in range(len(t) - size)):
+            return True
+    return False
+""", "the last n words of a text are a window too"),
     ],
     "ex3": [
         ("""
@@ -201,7 +247,7 @@ def test_references_agree_with_the_library():
         digits = "".join(str(rng.randint(0, 9)) for _ in range(rng.randint(13, 19)))
         assert lab09.reference_luhn(digits) == luhn.is_valid(digits)
     for _ in range(30):  # the n-gram rule: the lab's brute force and the library's index
-        for example, train, n, _probe in lab09._dirty_cases(rng):
+        for example, train, n, _probe in lab09._dirty_cases(rng) + lab09._default_n_cases(rng):
             index = audit.NgramIndex(train, n, keep_words=True)
             assert lab09.reference_dirty(example, train, n) == audit.is_dirty(example, index), (example, n)
     for _ in range(20):  # provenance: the lab's rules and audit.check_provenance
@@ -221,6 +267,31 @@ def test_references_agree_with_the_library():
             library += [(f.line, f.kind) for f in audit.check_provenance(record, number)
                         if f.kind not in ("restrictive-terms", "unknown-teacher")]
         assert sorted(library) == sorted(lab09.reference_findings(lines))
+
+
+def test_every_draw_has_the_boundary_cases():
+    """The cases that kill one-slip mutants are drawn on every run, and each is what its label says."""
+    for seed in range(30):
+        rng = random.Random(seed)
+        luhn_cases = lab09._luhn_cases(rng)
+        lengths = {sum(ch.isdigit() for ch in x) for x, probe in luhn_cases if probe.startswith("a valid number")}
+        assert {13, 19} <= lengths
+        for number, probe in luhn_cases:
+            if probe.startswith(("a valid number", "too short", "too long")):
+                assert luhn.is_valid("".join(ch for ch in number if ch.isdigit())), (number, probe)
+            if probe.startswith("a valid number"):
+                assert lab09.reference_luhn(number), (number, probe)
+        assert any(p.startswith("too short (12") for _, p in luhn_cases)
+        assert any(p.startswith("too long (20") for _, p in luhn_cases)
+        ends = [c for c in lab09._dirty_cases(rng) if c[3].startswith("an n-gram that ends")]
+        assert len(ends) == 1
+        example, train, n, _ = ends[0]
+        assert lab09.reference_dirty(example, train, n)
+        assert not lab09.reference_dirty(example, [" ".join(lab09._norm_words(t)[:-1]) for t in train], n)
+        thirteen, twelve = lab09._default_n_cases(rng)
+        assert lab09.DEFAULT_N == 13 and thirteen[2] == twelve[2] == 13
+        assert lab09.reference_dirty(*thirteen[:3]) and not lab09.reference_dirty(thirteen[0], thirteen[1], 14)
+        assert not lab09.reference_dirty(*twelve[:3]) and lab09.reference_dirty(twelve[0], twelve[1], 12)
 
 
 def test_lab_copy_is_current_and_keeps_no_solution():

@@ -22,6 +22,24 @@ LAB = "09"
 TITLE = "Licensing, privacy and provenance: audit a data set before training on it"
 NOTEBOOK = "09_licensing_audit.ipynb"
 
+# One-slip mutants of the reference solutions that no allowed input can tell apart from them
+# (python -m synthkit.grading.mutants 09 lists the rest, and every one of those fails its check).
+EQUIVALENT_MUTANTS = {
+    "ex1": {
+        "if d > 9: :: `>` -> `>=`": "d is a doubled digit here, always even (0-18), never 9: > 9 and >= 9 agree.",
+        "if d > 9: :: 9 -> 8": "d is a doubled digit here, always even (0-18): d > 8 and d > 9 differ only at "
+                               "d == 9, which it never is.",
+    },
+    "ex2": {
+        "grams = {tuple(w[i:i + size]) for i in range(len(w) - size + 1)} :: 1 -> 2":
+            "the one extra i adds a tuple of size-1 words, and every training window compared with the set "
+            "has exactly size words, so it never matches.",
+        "if any(tuple(t[i:i + size]) in grams for i in range(len(t) - size + 1)): :: 1 -> 2":
+            "the one extra window runs off the end of the text and holds size-1 words (or the whole text, "
+            "when it is shorter than size), while every n-gram in the set has exactly size words.",
+    },
+}
+
 
 # --- exercise 1: the Luhn checksum ---------------------------------------------------
 def reference_luhn(number: str) -> bool:
@@ -67,15 +85,19 @@ def _complete(rng, length: int) -> str:
     return body + str((10 - _luhn_sum(body + "0") % 10) % 10)
 
 
-def _spaced(digits: str, rng) -> str:
-    sep = rng.choice(("", " ", "-"))
+def _grouped(digits: str, sep: str) -> str:
     return sep.join(digits[i:i + 4] for i in range(0, len(digits), 4))
+
+
+def _spaced(digits: str, rng) -> str:
+    return _grouped(digits, rng.choice(("", " ", "-")))
 
 
 def _luhn_cases(rng) -> list[tuple[str, str]]:
     cases = []
-    for _ in range(8):  # right ones, every length, odd lengths included (from-the-left slips there)
-        cases.append((_spaced(_complete(rng, rng.choice((13, 15, 16, 17, 19))), rng), "a valid number"))
+    # right ones, odd lengths included (from-the-left slips there); the two ends of 13-19 on every run
+    for length in (13, 19) + tuple(rng.choice((13, 15, 16, 17, 19)) for _ in range(6)):
+        cases.append((_spaced(_complete(rng, length), rng), f"a valid number ({length} digits)"))
     for _ in range(6):  # one digit changed: Luhn catches every single-digit error
         good = _complete(rng, rng.choice((15, 16)))
         i = rng.randrange(len(good))
@@ -89,8 +111,9 @@ def _luhn_cases(rng) -> list[tuple[str, str]]:
                 cases.append((candidate, "doubled digits above 4"))
                 break
     cases += [("", "an empty string"), ("4111 1111 1111 111a", "a letter among the digits"),
-              (_complete(rng, 16)[:12], "too short (12 digits)"),
-              ("0" * 20, "too long (20 digits)"), ("  " + _complete(rng, 16), "spaces before the number"),
+              (_complete(rng, 12), "too short (12 digits, with a right Luhn digit)"),
+              (_complete(rng, 20), "too long (20 digits, with a right Luhn digit)"),
+              ("  " + _complete(rng, 16), "spaces before the number"),
               (_complete(rng, 16).replace("", ".")[1:-1], "dots between digits"),
               ("0" * 16, "sixteen zeros")]
     rng.shuffle(cases)
@@ -124,6 +147,18 @@ def _check_luhn(c) -> str:
             c.expect_type(got, bool, label)
         want = reference_luhn(number)
         if got != want:
+            digits = sum(ch.isdigit() for ch in number)
+            if probe.startswith("a valid number") and digits in (13, 19):  # the ends of 13-19: the length rule?
+                # valid numbers inside the range, same parity, grouped the same way: two leading zeros
+                # leave the 13-digit case's Luhn sum alone; the 19-digit one gets three fresh numbers
+                sep = next((ch for ch in number if not ch.isdigit()), "")
+                bare = "".join(ch for ch in number if ch.isdigit())
+                inner = ([_grouped("00" + bare, sep)] if digits == 13 else
+                         [_grouped(_complete(c.rng, k), sep) for k in (17, 15, 17)])
+                if all(c.call(fn, x, label=f"luhn_valid({x!r})") is True for x in inner):
+                    c.fail(f"{label} returned {got} (this case tests {probe}), yet luhn_valid({inner[0]!r}) "
+                           f"({len(inner[0])} digits) returns True: card numbers have 13 to 19 digits, both ends "
+                           f"included.")
             advice = next((v for k, v in _LUHN_ADVICE.items() if probe.startswith(k)), "")
             slip = ""
             if got == _luhn_from_left(number) and got != want:
@@ -238,6 +273,16 @@ def _dirty_cases(rng) -> list[tuple[str, list[str], int, str]]:
             ex = train_words[doc][0:1] + ["zebra"] + train_words[doc][1:3]
             probe = "an example shorter than n words, not found as a run"
         cases.append((_dress(ex, rng), train, n, probe))
+    # the last window of a training text: a run that ends the text, found nowhere before its last word
+    n = rng.choice((5, 8, 13))
+    while True:
+        train_words = [_sentence(rng, rng.randint(2 * n, 4 * n)) for _ in range(rng.randint(2, 4))]
+        doc = rng.randrange(len(train_words))
+        ex = ["zebra"] + train_words[doc][-n:] + ["zebra"]
+        if not reference_dirty(" ".join(ex), [" ".join(t[:-1]) for t in train_words], n):
+            break
+    cases.append((_dress(ex, rng), [_dress(t, rng) for t in train_words], n,
+                  "an n-gram that ends a training text (its last n words)"))
     cases.append(("", ["a b c"], 3, "an empty example"))
     cases.append(("...", ["a b c"], 3, "an example with no words"))
     cases.append(("log of stone", ["the catalog of stone river"], 3, "words, not characters"))
@@ -245,30 +290,62 @@ def _dirty_cases(rng) -> list[tuple[str, list[str], int, str]]:
     return cases
 
 
+DEFAULT_N = 13   # the exercise's signature: is_dirty(example, training_texts, n=13)
+
+
+def _default_n_cases(rng) -> list[tuple[str, list[str], int, str]]:
+    """Two cases for a call that leaves n out: a run of exactly 13 shared words (dirty at n=13, not
+    at 14) and a run of exactly 12 (clean at 13, dirty at 12), each inside a longer example."""
+    cases = []
+    for shared, probe in ((DEFAULT_N, "the default n: exactly 13 words in a row shared"),
+                          (DEFAULT_N - 1, "the default n: only 12 words in a row shared")):
+        train_words = [_sentence(rng, rng.randint(2 * DEFAULT_N, 3 * DEFAULT_N)) for _ in range(rng.randint(2, 4))]
+        doc = rng.randrange(len(train_words))
+        start = rng.randrange(len(train_words[doc]) - shared + 1)
+        ex = ["zebra"] + train_words[doc][start:start + shared] + ["zebra"]
+        cases.append((_dress(ex, rng), [_dress(t, rng) for t in train_words], DEFAULT_N, probe))
+    return cases
+
+
 def _check_dirty(c) -> str:
     fn = c.get("is_dirty", callable_=True)
-    cases = _dirty_cases(c.rng)
-    for example, train, n, probe in cases:
-        label = f"is_dirty({show_input(example, 50)}, <{len(train)} training texts>, n={n})"
-        got = c.call(fn, example, list(train), n, label=label)
+    cases = [(case, False) for case in _dirty_cases(c.rng)] + [(case, True) for case in _default_n_cases(c.rng)]
+    c.rng.shuffle(cases)
+    for (example, train, n, probe), default in cases:
+        if default:  # called as the exercise's signature allows, so a changed default shows
+            label = f"is_dirty({show_input(example, 50)}, <{len(train)} training texts>)"
+            got = c.call(fn, example, list(train), label=label)
+        else:
+            label = f"is_dirty({show_input(example, 50)}, <{len(train)} training texts>, n={n})"
+            got = c.call(fn, example, list(train), n, label=label)
         if not isinstance(got, bool):
             c.expect_type(got, bool, label)
         want = reference_dirty(example, train, n)
         if got == want:
             continue
+        if default:  # the same case with n=13 passed: right there means the default is not 13
+            explicit = c.call(fn, example, list(train), n, label=label[:-1] + f", n={n})")
+            if explicit == want:
+                c.fail(f"{label} returned {got} (this case tests {probe}), but with n={n} passed it returns "
+                       f"{explicit}: called without n, your function does not use n={n}. Keep the default of "
+                       f"the exercise's signature, is_dirty(example, training_texts, n=13).")
         advice = name_the_slip(got, [
             (lambda: reference_dirty(example, [" ".join(train)], n),
              "The window ran across two training texts: check each text on its own, never the texts "
              "joined together."),
             (lambda: reference_dirty(example, train, n - 1),
              "You matched n-1 words: an n-gram is n words in a row."),
+            (lambda: reference_dirty(example, [" ".join(_norm_words(t)[:-1]) for t in train], n),
+             "Your windows stop one short of the end of a training text: the last n words of a text are a "
+             "window too (range(len(t) - n + 1))."),
             (lambda: bool(example.strip()) and any(example.lower() in t.lower() for t in train),
              "Compare words, not characters: 'cat' is not a word of 'catalog'."),
         ], default="Lower-case, split into words with \\w+ (punctuation dropped), then look for any run of n "
                    "words of the example inside one training text; an example shorter than n words must "
                    "appear whole, as a run; no words at all: False.")
         c.fail(f"{label} returned {got} (this case tests {probe}). {advice}")
-    return f"{len(cases)} fresh examples against fresh training texts, agreeing with a brute-force scan."
+    return (f"{len(cases)} fresh examples against fresh training texts (two with the default n), agreeing "
+            f"with a brute-force scan.")
 
 
 ex2 = CodingExercise(
