@@ -65,6 +65,26 @@ def check_answer(reply, answer):
     return str(answer) in reply
 """, "this case tests"),
         ("""
+import re
+def check_answer(reply, answer):
+    lines = re.findall(r"^[ *]*answer[ *]*:[ *]*(.*)$", reply, re.I | re.M)
+    m = re.match(r"-?\\d[\\d,]*(?:\\.\\d+)?", lines[-1]) if lines else None
+    if not m:
+        return False
+    number = m.group(0).replace(",", "").split(".")[0]   # drops 12.50's decimals too
+    return ("0" if number == "-0" else number) == str(answer)
+""", "a decimal part that is not all zeros"),
+        ("""
+import re
+def check_answer(reply, answer):
+    lines = re.findall(r"^[ *]*answer[ *]*:[ *]*(.*)$", reply, re.I | re.M)
+    m = re.match(r"-?\\d[\\d,]*(?:\\.\\d+)?", lines[-1]) if lines else None
+    if not m:
+        return False
+    number = m.group(0).replace(",", "")                 # keeps 12.0's zeros
+    return ("0" if number == "-0" else number) == str(answer)
+""", "zeros after the decimal point"),
+        ("""
 def check_answer(reply, answer):
     from synthkit.verify import check_number
     return check_number(reply, answer).passed

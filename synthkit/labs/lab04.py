@@ -91,6 +91,17 @@ def _reply_cases(rng) -> list[tuple[str, str, str]]:
     a = rng.randint(10, 99)
     cases.append((f"Answer: -{a}", str(a), "the sign"))
     cases.append(("", str(rng.randint(0, 9)), "an empty reply"))
+    # a decimal part, on every run (a bare answer line, so the message shows it whole): zeros only
+    # leave the number as it is, any other digit does not
+    a = rng.choice((rng.randint(1, 999), rng.randint(1000, 99999), -rng.randint(1, 99)))
+    text = (f"{a:,}" if abs(a) >= 1000 and rng.random() < 0.5 else str(a)) + \
+        rng.choice((".0", ".00", ".000"))
+    cases.append((_answer_line(text, rng), str(a), "zeros after the decimal point (the same number)"))
+    a = rng.choice((rng.randint(1, 999), -rng.randint(1, 99)))
+    decimals = [rng.choice("123456789"), "0"] + [rng.choice("0123456789") for _ in range(rng.randint(0, 1))]
+    rng.shuffle(decimals)
+    cases.append((_answer_line(f"{a}.{''.join(decimals)}", rng), str(a),
+                  "a decimal part that is not all zeros (a different number)"))
     rng.shuffle(cases)
     return cases
 
@@ -107,6 +118,10 @@ _REPLY_ADVICE = {
     "a longer number": "Compare whole numbers, not a prefix of the text.",
     "the sign": "A minus sign belongs to the number.",
     "an empty reply": "An empty reply has no answer: False.",
+    "zeros after the decimal point": "A decimal part made only of zeros does not change the number: "
+                                     "drop it (point included) and keep the whole part before comparing.",
+    "a decimal part that is not all zeros": "Drop a decimal part only when every digit in it is a zero; "
+                                            "any other digit makes it a different number.",
 }
 
 
