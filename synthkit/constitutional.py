@@ -605,7 +605,7 @@ def red_team_compliance(model, prompts: list[dict], constitution: Constitution |
 # The price of training: log-probabilities of exactly what was sampled
 # ---------------------------------------------------------------------------------------
 
-def sampled_logps(model, generations) -> list[tuple[float, int]]:
+def sampled_logps(model, generations, *, batch_size: int = 8) -> list[tuple[float, int]]:
     """(summed log-probability, tokens scored) of each generation under `model` (a torch-
     backend model), counting exactly the tokens the sampler drew: the reply's own token
     ids, then the end of the turn only for a reply that ended there (finish_reason "stop",
@@ -614,29 +614,41 @@ def sampled_logps(model, generations) -> list[tuple[float, int]]:
 
     Why not score the reply's text: tokenizing it again can give ids the model never
     drew, and appending an end-of-turn token to a cut-off reply scores a token that was
-    never sampled. Averaged over samples drawn from `model` itself, sum(log pi - log
-    ref) / tokens is a Monte Carlo estimate of KL(pi || ref) per token (of replies up
-    to the sampling's max_tokens)."""
-    # torch is imported here, not at the top: `synthkit` reads this module's PAIR_FILTERS
-    # at start-up for its CLI, and no other function here needs torch
+    never sampled. Averaged over samples drawn from `model` itself (or from an exact f32
+    export of it), sum(log pi - log ref) / tokens is a Monte Carlo estimate of
+    KL(pi || ref) per token, for replies up to the sampling's max_tokens."""
+    # imported here, not at the top: `synthkit` reads this module's PAIR_FILTERS at start-up
+    # for its CLI, and no other function here needs torch
     import torch
 
+    from .train.loop import _parts
+
     net = model.model
+    decoder, head = _parts(net)
     ends = sorted(model.eos_ids)
     was_training, out = net.training, []
     net.eval()
     try:
         with torch.no_grad():
-            for g in generations:
-                prompt, reply = model.prompt_ids(g.prompt), [int(t) for t in g.token_ids]
-                ids = torch.tensor([prompt + reply], device=net.device)
-                # row t predicts reply token t; the last row, what follows the reply
-                logp = net(input_ids=ids).logits[0, len(prompt) - 1:].float().log_softmax(-1)
-                total = float(logp[torch.arange(len(reply)), reply].sum()) if reply else 0.0
-                ended = g.finish_reason == "stop" and not (g.params or {}).get("stop")
-                if ended:
-                    total += float(logp[len(reply), ends].logsumexp(-1))
-                out.append((total, len(reply) + ended))
+            for start in range(0, len(generations), batch_size):
+                rows = [(model.prompt_ids(g.prompt), [int(t) for t in g.token_ids], g)
+                        for g in generations[start:start + batch_size]]
+                width = max(len(p) + len(r) for p, r, _ in rows)
+                ids = torch.full((len(rows), width), model.pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), width), dtype=torch.long)
+                for i, (p, r, _) in enumerate(rows):  # padded on the right: positions stay as generated
+                    ids[i, :len(p) + len(r)] = torch.tensor(p + r)
+                    mask[i, :len(p) + len(r)] = 1
+                hidden = decoder(input_ids=ids.to(net.device), attention_mask=mask.to(net.device),
+                                 use_cache=False).last_hidden_state
+                for i, (p, r, g) in enumerate(rows):
+                    # row t predicts reply token t; the last row, what follows the reply
+                    logp = head(hidden[i, len(p) - 1:len(p) + len(r)]).float().log_softmax(-1)
+                    total = float(logp[torch.arange(len(r)), r].sum()) if r else 0.0
+                    ended = g.finish_reason == "stop" and not (g.params or {}).get("stop")
+                    if ended:
+                        total += float(logp[len(r), ends].logsumexp(-1))
+                    out.append((total, len(r) + ended))
     finally:
         net.train(was_training)
     return out

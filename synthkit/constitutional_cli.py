@@ -9,6 +9,12 @@
 compare with the programs' verdicts, and writes the pairs that pass --filter to --out,
 with every loop record (original, critique, revision, verdicts, provenance) beside it in
 ``<out>.records.jsonl``. Generations are cached, so a killed run resumes where it stopped.
+
+The pairs (revision chosen, original rejected) are the open DPO variant of Constitutional
+AI, not Bai et al.'s method: the paper fine-tunes on the revisions, then trains with RL
+against a preference model fitted to a model's choices between two sampled replies. For
+the paper's first stage, fine-tune on the revisions instead: write each record's prompt
+and revision as a {"prompt", "response"} record and run `synthkit sft` on them.
 """
 from __future__ import annotations
 
@@ -96,7 +102,8 @@ def cmd_dpo(args) -> int:
 def register(sub) -> None:
     from .constitutional import PAIR_FILTERS
 
-    p = sub.add_parser("cai", help="preference pairs by self-critique and revision against a constitution")
+    p = sub.add_parser("cai", help="preference pairs by self-critique and revision against a constitution "
+                                   "(revision chosen, original rejected: the open DPO variant of Constitutional AI)")
     p.add_argument("prompts", help="JSONL of {\"prompt\", \"principle\"} records, or 'course' for the course's "
                                    "red-team prompts")
     p.add_argument("--out", required=True, help="JSON-lines file for the pairs")
@@ -104,7 +111,8 @@ def register(sub) -> None:
     p.add_argument("--principle", help="the principle for prompts that name none")
     p.add_argument("--filter", default="verified", choices=PAIR_FILTERS,
                    help="which pairs to keep: verified (the program says chosen complies and rejected "
-                        "does not; default), critique (the model's critique found a violation), none")
+                        "does not; default), critique (the model's critique found a violation), none "
+                        "(every revision that differs from its original)")
     p.add_argument("--format", default="full", choices=["full", "trl", "chat"],
                    help="full: pairs with principle, verdict and provenance; trl: prompt/chosen/rejected "
                         "strings only; chat: TRL's conversational format")

@@ -231,17 +231,23 @@ def test_cli_writes_pairs_records_and_refuses_bad_input(tmp_path, teacher):
 
 def test_sampled_logps_scores_the_sampled_tokens_and_only_real_ends():
     from synthkit import Sampling, load_model
+    from synthkit.train import to_llamacpp
 
     model = load_model(backend="torch", device="cpu")
+    exact = to_llamacpp(model, dtype="f32")  # the same weights, unrounded: what lab 05 samples its KL from
     prompts = ["Answer with one word: is the sea wet?", "Write a long story about a red fox in the snow."]
     draw = Sampling(temperature=1.0, top_p=1.0, top_k=0, max_tokens=16, logprobs=1, seed=3)
-    gens = model.chat(prompts, draw, n=3, progress=False, cache=False)
-    scored = cai.sampled_logps(model, gens)
+    gens = exact.chat(prompts, draw, n=3, progress=False, cache=False)
     assert {g.finish_reason for g in gens} == {"stop", "length"}, "the test needs both endings"
+    scored = cai.sampled_logps(model, gens)
+    alone = cai.sampled_logps(model, gens, batch_size=1)  # padding a batch changes nothing
+    assert [n for _, n in scored] == [n for _, n in alone]
+    assert [t for t, _ in scored] == pytest.approx([t for t, _ in alone], abs=1e-3)
     for g, (total, n) in zip(gens, scored):
-        drawn = sum(t["logprob"] for t in g.logprobs)  # the sampler's own log-probs of its tokens
+        # the sampler's own log-probs of the tokens it drew: the f32 export and torch agree
+        drawn = sum(t["logprob"] for t in g.logprobs)
         if g.finish_reason == "length":  # cut off: nothing scored after the last sampled token
-            assert n == len(g.token_ids) and total == pytest.approx(drawn, abs=1e-2)
+            assert n == len(g.token_ids) and total == pytest.approx(drawn, abs=0.05)
         else:  # stopped: one more term, the chance of ending the turn there
-            assert n == len(g.token_ids) + 1 and total < drawn + 1e-2
+            assert n == len(g.token_ids) + 1 and total < drawn + 0.05
     assert not model.model.training
