@@ -37,7 +37,7 @@ def course_root(start: Path | None = None) -> Path:
 # progress bars were. An overrides.d file in the lab's settings folder changes the default
 # for this Python environment only (a user's own choice in Settings still wins). Installing
 # synthkit puts the file there (pyproject's data-files); `start` writes it again if missing.
-SETTINGS_SOURCE = Path(__file__).parent / "data" / "lab-settings" / "synthkit.json"
+SETTINGS_SOURCE = Path(__file__).parent.parent / "data" / "lab-settings" / "synthkit.json"
 
 
 def lab_settings_file() -> Path:
