@@ -36,7 +36,9 @@ and judged on the other: the measurements of lab 07. The tiny model itself lives
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import random
 import re
 from pathlib import Path
@@ -341,3 +343,43 @@ def load_textbooks(path=None) -> list[dict]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+# ---------------------------------------------------------------------------------------
+# A whole corpus: chunk by chunk along the curriculum, saved as it grows
+# ---------------------------------------------------------------------------------------
+
+def _write_jsonl(records, path: Path) -> None:
+    """The whole file or nothing: written beside, then renamed over."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(tmp, "wt", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def make_textbooks(model, tokens: int, *, seed: int = 0, chunk: int = 64, subjects=None, sampling=None,
+                   out: Path | None = None, cache=True, progress: bool = True,
+                   on_chunk=None) -> list[dict]:
+    """Passages, chunk by chunk along the curriculum, until the passed ones hold `tokens`
+    teacher tokens. With `out`, the corpus so far is rewritten after every chunk."""
+    sampling = sampling or SAMPLING
+    passages: list[dict] = []
+    kept_tokens, k = 0, 0
+    while kept_tokens < tokens:
+        topics = curriculum(k + chunk, seed=seed, subjects=subjects)[k:]
+        new = textbook_passages(model, topics, sampling=sampling, seed=seed, cache=cache,
+                                         progress=progress, desc=f"passages {k + 1}-{k + chunk}")
+        passages += new
+        kept_tokens += sum(p["tokens"] for p in new if p["passed"])
+        k += chunk
+        if out is not None:
+            _write_jsonl(passages, out)
+        if on_chunk is not None:
+            on_chunk(passages, kept_tokens)
+        if not any(p["passed"] for p in passages) and len(passages) >= 4 * chunk:
+            raise SynthkitError(f"none of {len(passages)} passages passed the quality filters; check the "
+                                f"model (--model) and sampling (--max-tokens, --temperature)")
+    return passages

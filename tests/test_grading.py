@@ -18,7 +18,8 @@ import pytest
 
 from synthkit import profiles
 from synthkit.grading import assign as assign_mod
-from synthkit.grading import cli, course, progress, store
+from synthkit.cli import course as cli
+from synthkit.grading import course, progress, store
 from synthkit.grading.exercises import (ESSAY_PLACEHOLDER, CodingExercise, EssayExercise, Result,
                                         grade_all, show_input)
 from synthkit.grading.quiz import Question, Quiz

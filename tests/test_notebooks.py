@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from synthkit.grading import cli
+from synthkit.cli import course as cli
 from synthkit.grading.contract import defining_source
 from synthkit.grading.registry import available_labs, lab_module
 from synthkit.grading.runner import run_notebook

@@ -155,7 +155,7 @@ def test_held_out_scores_give_the_pooled_perplexity_and_each_texts_own_loss():
 
 def test_read_documents_from_text_and_jsonl(tmp_path):
     from synthkit.errors import SynthkitError
-    from synthkit.pretrain_cli import read_documents
+    from synthkit.cli.pretrain import read_documents
     (tmp_path / "a.txt").write_text("first doc\nstill first\n\nsecond doc\n\n\n")
     assert read_documents(tmp_path / "a.txt") == ["first doc\nstill first", "second doc"]
     with gzip.open(tmp_path / "b.jsonl.gz", "wt") as f:

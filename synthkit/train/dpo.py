@@ -71,7 +71,7 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
 
 # --- pairs -> examples -------------------------------------------------------------------
 
-def _pair_parts(record, number: int) -> tuple[list[dict], str, str]:
+def pair_parts(record, number: int) -> tuple[list[dict], str, str]:
     """(prompt messages, chosen text, rejected text) of a preference record, plain or
     conversational (TRL's two preference formats)."""
     if not isinstance(record, dict) or not all(k in record for k in ("prompt", "chosen", "rejected")):
@@ -119,7 +119,7 @@ def encode_pairs(model, records, max_len: int) -> list[Pair]:
         raise DataError("no preference pairs were given; pass a non-empty list (or JSONL file)")
     pairs, cut, dropped = [], 0, 0
     for i, r in enumerate(records):
-        prompt, chosen, rejected = _pair_parts(r, i)
+        prompt, chosen, rejected = pair_parts(r, i)
         if not chosen.strip() or not rejected.strip() or chosen.strip() == rejected.strip():
             dropped += 1
             continue

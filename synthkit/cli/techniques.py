@@ -11,6 +11,8 @@ progress, resumes from the generation cache when re-run after a kill, writes kep
 """
 from __future__ import annotations
 
+from . import options
+
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +26,7 @@ DEFAULT_MAX_TOKENS = 512
 
 
 def _model(args):
-    from .models import load_model
+    from ..models import load_model
     return load_model(args.model, backend=args.backend)
 
 
@@ -37,15 +39,12 @@ def _common(p):
     p.add_argument("--max-candidates", type=int, default=None,
                    help="stop after drawing this many instructions even if fewer than --n passed "
                         "(default 10 x n)")
-    p.add_argument("--model", help="a GGUF file or HF checkpoint directory (default: embedded teacher)")
-    p.add_argument("--backend", default="llama.cpp", choices=["llama.cpp", "torch"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the generation cache")
+    options.generation(p)
 
 
 def _check(args) -> int:
     """The draw cap, after checking the numbers a user typed."""
-    from .errors import SynthkitError
+    from ..errors import SynthkitError
     if args.n < 1:
         raise SynthkitError(f"--n must be at least 1 (got {args.n})")
     if args.max_tokens < 1:
@@ -69,7 +68,7 @@ def report(n: int, kept: list[dict], rejected: list[dict]) -> str:
 
 
 def _save(n: int, kept, rejected, out: str, started: float) -> int:
-    from .records import write_jsonl
+    from ..records import write_jsonl
     out_path = Path(out)
     write_jsonl(kept, out_path)
     rej_path = out_path.with_name(out_path.stem + ".rejected.jsonl")
@@ -81,7 +80,7 @@ def _save(n: int, kept, rejected, out: str, started: float) -> int:
 
 
 def cmd_magpie(args) -> int:
-    from . import magpie
+    from .. import magpie
     cap = _check(args)
     started = time.perf_counter()
     sampling = magpie.RESPONSE_SAMPLING.replace(max_tokens=args.max_tokens)
@@ -96,7 +95,7 @@ def cmd_self_instruct(args) -> int:
 
     `bootstrap` is deterministic for a seed, so asking it for more instructions replays the
     rounds already made (from the cache) and only the new ones cost generation."""
-    from . import self_instruct as si
+    from .. import self_instruct as si
     cap = _check(args)
     started = time.perf_counter()
     model = _model(args)

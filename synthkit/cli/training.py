@@ -6,12 +6,14 @@ prompt/response and chat-messages files. A killed run continues with `--resume`.
 """
 from __future__ import annotations
 
+from . import options
+
 
 def cmd_sft(args) -> int:
     from ..errors import SynthkitError
     from ..models import load_model
     from ..records import read_jsonl
-    from .sft import sft
+    from ..train.sft import sft
 
     try:
         records = read_jsonl(args.data)
@@ -31,15 +33,13 @@ def register(sub) -> None:
     p = sub.add_parser("sft", help="fine-tune a model on a JSONL of prompt/response or chat records")
     p.add_argument("data", help="JSON-lines file of training records")
     p.add_argument("--out", required=True, help="folder for checkpoints and the fine-tuned model")
-    p.add_argument("--model", help="GGUF file or HF checkpoint folder (default: the embedded teacher)")
-    p.add_argument("--device", choices=["cpu", "cuda"], help="default: CUDA when present")
+    options.training(p)
     p.add_argument("--epochs", type=float, default=1)
     p.add_argument("--max-steps", type=int)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--lr", type=float, help="peak learning rate (default 5e-5 full, 1e-3 LoRA)")
     p.add_argument("--max-len", type=int, default=256, help="longer examples are cut (with a warning)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lora", action="store_true", help="train LoRA adapters (peft), merged at the end")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--save-every", type=int, help="checkpoint every N steps (default 50)")

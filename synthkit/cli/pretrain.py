@@ -20,6 +20,8 @@ and `provenance.json` (data, tokens, seed, versions, the command) land in --out.
 """
 from __future__ import annotations
 
+from . import options
+
 import gzip
 import json
 import shlex
@@ -32,55 +34,17 @@ def _command() -> str:
     return "synthkit " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _write_jsonl(records, path: Path) -> None:
-    """The whole file or nothing: written beside, then renamed over."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(tmp, "wt", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
-def make_textbooks(model, tokens: int, *, seed: int = 0, chunk: int = 64, subjects=None, sampling=None,
-                   out: Path | None = None, cache=True, progress: bool = True,
-                   on_chunk=None) -> list[dict]:
-    """Passages, chunk by chunk along the curriculum, until the passed ones hold `tokens`
-    teacher tokens. With `out`, the corpus so far is rewritten after every chunk."""
-    from . import pretrain
-    sampling = sampling or pretrain.SAMPLING
-    passages: list[dict] = []
-    kept_tokens, k = 0, 0
-    while kept_tokens < tokens:
-        topics = pretrain.curriculum(k + chunk, seed=seed, subjects=subjects)[k:]
-        new = pretrain.textbook_passages(model, topics, sampling=sampling, seed=seed, cache=cache,
-                                         progress=progress, desc=f"passages {k + 1}-{k + chunk}")
-        passages += new
-        kept_tokens += sum(p["tokens"] for p in new if p["passed"])
-        k += chunk
-        if out is not None:
-            _write_jsonl(passages, out)
-        if on_chunk is not None:
-            on_chunk(passages, kept_tokens)
-        if not any(p["passed"] for p in passages) and len(passages) >= 4 * chunk:
-            from .errors import SynthkitError
-            raise SynthkitError(f"none of {len(passages)} passages passed the quality filters; check the "
-                                f"model (--model) and sampling (--max-tokens, --temperature)")
-    return passages
-
-
 def cmd_textbooks(args) -> int:
-    from . import __version__, pretrain
-    from .errors import SynthkitError
-    from .models import load_model
+    from .. import __version__, pretrain
+    from ..errors import SynthkitError
+    from ..models import load_model
 
     if args.tokens < 1 or (args.chunk is not None and args.chunk < 1) or args.max_tokens < 16:
         raise SynthkitError("--tokens and --chunk must be >= 1 and --max-tokens >= 16")
     out = Path(args.out)
     subjects = [s.strip() for s in args.subjects.split(",")] if args.subjects else None
     started = time.perf_counter()
-    from .models import cuda_available
+    from ..models import cuda_available
     on_gpu = args.backend == "torch" and cuda_available()
     kwargs = {"batch_size": args.batch_size or (256 if on_gpu else 16)} if args.backend == "torch" else {}
     chunk = args.chunk or (4 * kwargs["batch_size"] if on_gpu else 64)
@@ -104,8 +68,9 @@ def cmd_textbooks(args) -> int:
             "token_count": "teacher tokens (SmolLM2 tokenizer) of the passages that passed the filters",
         }, indent=1, default=str), encoding="utf-8")
 
-    passages = make_textbooks(model, args.tokens, seed=args.seed, chunk=chunk, subjects=subjects,
-                              sampling=sampling, out=out, cache=not args.no_cache, on_chunk=write_provenance)
+    passages = pretrain.make_textbooks(model, args.tokens, seed=args.seed, chunk=chunk, subjects=subjects,
+                                       sampling=sampling, out=out, cache=not args.no_cache,
+                                       on_chunk=write_provenance)
     kept = [p for p in passages if p["passed"]]
     seconds = time.perf_counter() - started
     print(f"{len(passages)} passages, {len(kept)} passed the filters ({sum(p['tokens'] for p in kept):,} teacher "
@@ -115,7 +80,7 @@ def cmd_textbooks(args) -> int:
 
 def read_documents(path, field: str = "text") -> list[str]:
     """Documents from a .txt file (separated by blank lines) or JSON lines (.jsonl, .jsonl.gz)."""
-    from .errors import SynthkitError
+    from ..errors import SynthkitError
     path = Path(path)
     if not path.is_file():
         raise SynthkitError(f"{path} does not exist; pass a text file or a JSON-lines file of documents")
@@ -144,8 +109,8 @@ def read_documents(path, field: str = "text") -> list[str]:
 def cmd_pretrain(args) -> int:
     import random
 
-    from .errors import SynthkitError
-    from .train.tiny import TinyConfig, pretrain
+    from ..errors import SynthkitError
+    from ..train.tiny import TinyConfig, pretrain
 
     docs = read_documents(args.data, args.field)
     if len(docs) < 2:
@@ -177,18 +142,13 @@ def register(sub) -> None:
     t.add_argument("--tokens", type=int, required=True,
                    help="stop once the passages that passed the filters hold this many teacher tokens")
     t.add_argument("--out", required=True, help="JSON-lines file (.jsonl or .jsonl.gz) for every passage")
-    t.add_argument("--backend", default="llama.cpp", choices=["llama.cpp", "torch"],
-                   help="llama.cpp (CPU) or torch (CUDA when present; use a large --batch-size there)")
-    t.add_argument("--model", help="a GGUF file or HF checkpoint directory (default: embedded teacher)")
     t.add_argument("--batch-size", type=int,
                    help="torch backend: sequences decoded together (default 256 on CUDA, 16 on CPU)")
     t.add_argument("--chunk", type=int,
                    help="topics per generation call, written out after each (default 64; 4 x batch on CUDA)")
     t.add_argument("--subjects", help="comma-separated subject labels (default: all, round-robin)")
-    t.add_argument("--temperature", type=float, default=0.8)
-    t.add_argument("--max-tokens", type=int, default=200)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--no-cache", action="store_true", help="do not read or write the generation cache")
+    options.generation(t, temperature=0.8, max_tokens=200,
+                       backend_help="llama.cpp (CPU) or torch (CUDA when present; use a large --batch-size there)")
     t.set_defaults(func=cmd_textbooks)
 
     p = sub.add_parser("pretrain", help="train a tiny language model from scratch on a text or JSONL file")
@@ -207,5 +167,5 @@ def register(sub) -> None:
     p.add_argument("--eval-share", type=float, default=0.05, help="documents held out for perplexity")
     p.add_argument("--eval-every", type=int, help="steps between held-out perplexity measurements")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    options.seed(p)
     p.set_defaults(func=cmd_pretrain)

@@ -11,6 +11,8 @@ provenance. Generations are cached: a killed run resumes where it stopped.
 """
 from __future__ import annotations
 
+from . import options
+
 import time
 
 # "arithmetic" is the everyday name for the two kinds of sums; the others are as in `data`.
@@ -20,8 +22,8 @@ FAMILIES = {"arithmetic": ("add", "mul"), "add": ("add",), "mul": ("mul",), "wor
 
 def make_tasks(families: str, n: int, seed: int) -> list[dict]:
     """`n` tasks per kind named in `families` (comma-separated), each with an id."""
-    from .data import arithmetic_tasks, code_tasks
-    from .errors import SynthkitError
+    from ..data import arithmetic_tasks, code_tasks
+    from ..errors import SynthkitError
 
     names = [f.strip() for f in families.split(",") if f.strip()]
     unknown = [f for f in names if f not in FAMILIES]
@@ -36,10 +38,10 @@ def make_tasks(families: str, n: int, seed: int) -> list[dict]:
 
 
 def cmd_rejection_sample(args) -> int:
-    from . import rejection
-    from .errors import SynthkitError
-    from .models import load_model
-    from .records import write_jsonl
+    from .. import rejection
+    from ..errors import SynthkitError
+    from ..models import load_model
+    from ..records import write_jsonl
 
     for name, value, low in (("--k", args.k, 1), ("--n", args.n, 1), ("--max-tokens", args.max_tokens, 1)):
         if value < low:
@@ -65,7 +67,7 @@ def cmd_rejection_sample(args) -> int:
 
 
 def register(sub) -> None:
-    from .rejection import SIGNALS
+    from ..rejection import SIGNALS
 
     p = sub.add_parser("rejection-sample", help="sample K answers per problem, keep the verified ones")
     p.add_argument("--tasks", default="arithmetic",
@@ -76,10 +78,5 @@ def register(sub) -> None:
                    help="what decides what is kept (default exact: the verifier)")
     p.add_argument("--out", required=True, help="JSON-lines file for the accepted records")
     p.add_argument("--max-per-task", type=int, help="keep at most this many per problem")
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--max-tokens", type=int, default=256)
-    p.add_argument("--model", help="a GGUF file or HF checkpoint directory (default: embedded teacher)")
-    p.add_argument("--backend", default="llama.cpp", choices=["llama.cpp", "torch"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the generation cache")
+    options.generation(p, temperature=0.8, max_tokens=256)
     p.set_defaults(func=cmd_rejection_sample)

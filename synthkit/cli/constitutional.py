@@ -18,6 +18,8 @@ and revision as a {"prompt", "response"} record and run `synthkit sft` on them.
 """
 from __future__ import annotations
 
+from . import options
+
 import time
 
 
@@ -29,10 +31,10 @@ def _pct(share: dict) -> str:
 
 
 def cmd_cai(args) -> int:
-    from . import constitutional as cai
-    from .errors import SynthkitError
-    from .models import load_model
-    from .records import write_jsonl
+    from .. import constitutional as cai
+    from ..errors import SynthkitError
+    from ..models import load_model
+    from ..records import write_jsonl
 
     if args.n < 1:
         raise SynthkitError(f"--n must be at least 1 (replies per prompt); got {args.n}")
@@ -75,10 +77,10 @@ def cmd_cai(args) -> int:
 
 
 def cmd_dpo(args) -> int:
-    from .errors import SynthkitError
-    from .models import load_model
-    from .records import read_jsonl
-    from .train.dpo import DEFAULT_LR, _pair_parts, dpo
+    from ..errors import SynthkitError
+    from ..models import load_model
+    from ..records import read_jsonl
+    from ..train.dpo import DEFAULT_LR, pair_parts, dpo
 
     try:
         pairs = read_jsonl(args.pairs)
@@ -88,7 +90,7 @@ def cmd_dpo(args) -> int:
     if not pairs:
         raise SynthkitError(f"{args.pairs} holds no pairs; run `synthkit cai ... --out {args.pairs}` first")
     for i, record in enumerate(pairs):  # every record is checked before the model loads
-        _pair_parts(record, i)
+        pair_parts(record, i)
     policy = load_model(args.model, backend="torch", device=args.device)
     run = dpo(policy, pairs, beta=args.beta, epochs=args.epochs, max_steps=args.max_steps,
               batch_size=args.batch_size, grad_accum=args.grad_accum, lr=args.lr or DEFAULT_LR,
@@ -100,7 +102,7 @@ def cmd_dpo(args) -> int:
 
 
 def register(sub) -> None:
-    from .constitutional import PAIR_FILTERS
+    from ..constitutional import PAIR_FILTERS
 
     p = sub.add_parser("cai", help="preference pairs by self-critique and revision against a constitution "
                                    "(revision chosen, original rejected: the open DPO variant of Constitutional AI)")
@@ -117,19 +119,13 @@ def register(sub) -> None:
                    help="full: pairs with principle, verdict and provenance; trl: prompt/chosen/rejected "
                         "strings only; chat: TRL's conversational format")
     p.add_argument("--n", type=int, default=1, help="replies per prompt (default 1)")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--max-tokens", type=int, default=160)
-    p.add_argument("--model", help="a GGUF file or HF checkpoint directory (default: embedded teacher)")
-    p.add_argument("--backend", default="llama.cpp", choices=["llama.cpp", "torch"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the generation cache")
+    options.generation(p, temperature=0.7, max_tokens=160)
     p.set_defaults(func=cmd_cai)
 
     d = sub.add_parser("dpo", help="train a model on preference pairs with DPO (--resume after a kill)")
     d.add_argument("pairs", help="JSON-lines file of prompt/chosen/rejected pairs (TRL's format)")
     d.add_argument("--out", required=True, help="folder for checkpoints and the trained model")
-    d.add_argument("--model", help="GGUF file or HF checkpoint folder (default: the embedded teacher)")
-    d.add_argument("--device", choices=["cpu", "cuda"], help="default: CUDA when present")
+    options.training(d)
     d.add_argument("--beta", type=float, default=0.1, help="strength of the pull to the starting model")
     d.add_argument("--epochs", type=float, default=1)
     d.add_argument("--max-steps", type=int)
@@ -137,7 +133,6 @@ def register(sub) -> None:
     d.add_argument("--grad-accum", type=int, default=1)
     d.add_argument("--lr", type=float, help="peak learning rate (default 5e-6)")
     d.add_argument("--max-len", type=int, default=384)
-    d.add_argument("--seed", type=int, default=0)
     d.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     d.add_argument("--save-every", type=int, help="checkpoint every N steps (default 50)")
     d.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")

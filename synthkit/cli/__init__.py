@@ -18,11 +18,16 @@ import os
 import sys
 from pathlib import Path
 
+from . import audit, constitutional, course, distill, pretrain, rejection, techniques, training
+
+# the command groups, each a module of this package with a register(subparsers)
+COMMANDS = (course, techniques, training, rejection, distill, constitutional, pretrain, audit)
+
 
 def course_root(start: Path | None = None) -> Path:
     """The course folder: where course.toml is found (from `start` or cwd upwards, then the
     course remembered in $SYNTHKIT_HOME, then this package's checkout), else cwd."""
-    from .grading.course import find_course_file
+    from ..grading.course import find_course_file
     found = find_course_file(start)
     return found.parent.resolve() if found else (start or Path.cwd()).resolve()
 
@@ -32,7 +37,7 @@ def course_root(start: Path | None = None) -> Path:
 # progress bars were. An overrides.d file in the lab's settings folder changes the default
 # for this Python environment only (a user's own choice in Settings still wins). Installing
 # synthkit puts the file there (pyproject's data-files); `start` writes it again if missing.
-SETTINGS_SOURCE = Path(__file__).parent / "data" / "lab-settings" / "synthkit.json"
+SETTINGS_SOURCE = Path(__file__).parent.parent / "data" / "lab-settings" / "synthkit.json"
 
 
 def lab_settings_file() -> Path:
@@ -54,12 +59,12 @@ def ensure_widget_state_saved() -> bool:
 
 
 def cmd_doctor(args) -> int:
-    from .doctor import run_doctor
+    from ..doctor import run_doctor
     return run_doctor(generate=not args.no_generate, torch_backend=args.torch)
 
 
 def cmd_bench(args) -> int:
-    from .bench import run_bench
+    from ..bench import run_bench
     backends = tuple(b.strip() for b in args.backends.split(","))
     run_bench(n=args.n, max_tokens=args.max_tokens, backends=backends, json_out=args.json,
               contended=args.contended)
@@ -67,7 +72,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_start(args) -> int:
-    from .grading.course import remember_course
+    from ..grading.course import remember_course
     root = Path(args.dir).resolve() if args.dir else course_root()
     remember_course(root)  # so `synthkit progress` finds this course from any folder
     if not ensure_widget_state_saved():
@@ -88,7 +93,7 @@ def cmd_start(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .cache import GenerationCache, cache_enabled
+    from ..cache import GenerationCache, cache_enabled
     cache = GenerationCache()
     if args.clear:
         print(f"removed {cache.clear()} cached generations from {cache.path}")
@@ -99,7 +104,7 @@ def cmd_cache(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
     p = argparse.ArgumentParser(prog="synthkit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"synthkit {__version__}")
@@ -131,14 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--clear", action="store_true")
     c.set_defaults(func=cmd_cache)
 
-    for module in ("synthkit.grading.cli", "synthkit.techniques_cli", "synthkit.train.cli",
-                   "synthkit.rejection_cli", "synthkit.distill_cli", "synthkit.constitutional_cli",
-                   "synthkit.pretrain_cli", "synthkit.audit_cli"):
-        try:
-            __import__(module, fromlist=["register"]).register(sub)
-        except ModuleNotFoundError as e:
-            if not (e.name and module.startswith(e.name)):
-                raise
+    for commands in COMMANDS:
+        commands.register(sub)
     return p
 
 
@@ -152,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from .errors import SynthkitError
+    from ..errors import SynthkitError
     try:
         return int(args.func(args) or 0)
     except SynthkitError as e:
@@ -161,7 +160,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

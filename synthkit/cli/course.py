@@ -54,7 +54,7 @@ def register(subparsers) -> None:
 
 
 def cmd_assign(args) -> int:
-    from .assign import AssignError, assign, problems
+    from ..grading.assign import AssignError, assign, problems
 
     try:
         states = assign(args.solutions, args.labs, check=args.check)
@@ -71,7 +71,7 @@ def cmd_assign(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .runner import format_run, run_notebook
+    from ..grading.runner import format_run, run_notebook
 
     path = Path(args.notebook)
     if not path.exists():
@@ -87,7 +87,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from .grade import grade, summary_table
+    from ..grading.grade import grade, summary_table
 
     try:
         subs = grade(args.submissions, args.out, jobs=args.jobs, timeout=args.timeout,
@@ -101,14 +101,14 @@ def cmd_grade(args) -> int:
 
 
 def cmd_progress(args) -> int:
-    from .progress import show
+    from ..grading.progress import show
 
     show(args.lab)
     return 0
 
 
 def main(argv=None) -> int:
-    """A stand-alone entry point (`python -m synthkit.grading.cli ...`)."""
+    """A stand-alone entry point (`python -m synthkit.cli.course ...`)."""
     parser = argparse.ArgumentParser(prog="synthkit")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

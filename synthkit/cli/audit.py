@@ -18,11 +18,11 @@ from pathlib import Path
 def _texts_of(spec: str, what: str) -> tuple[list[str], list[str] | None]:
     """Texts from `wiki` (the course's Wikipedia summaries), a .jsonl file (every text
     field of every record) or a plain text file (one text per non-blank line)."""
-    from . import audit
-    from .errors import SynthkitError
+    from .. import audit
+    from ..errors import SynthkitError
 
     if spec == "wiki":
-        from .data import wiki_summaries
+        from ..data import wiki_summaries
         rows = wiki_summaries()
         return [r["text"] for r in rows], [r["title"] for r in rows]
     path = Path(spec)
@@ -44,8 +44,8 @@ def _texts_of(spec: str, what: str) -> tuple[list[str], list[str] | None]:
 
 
 def cmd_audit(args) -> int:
-    from . import audit
-    from .errors import SynthkitError
+    from .. import audit
+    from ..errors import SynthkitError
 
     if args.ngram < 1:
         raise SynthkitError(f"--ngram must be at least 1; got {args.ngram}")
@@ -76,7 +76,7 @@ def cmd_audit(args) -> int:
 
 
 def register(sub) -> None:
-    from .audit import CHECKS, MAX_LINE_BYTES, NGRAM
+    from ..audit import CHECKS, MAX_LINE_BYTES, NGRAM
 
     p = sub.add_parser("audit", help="check a JSONL data set: provenance, personal data, copying, contamination")
     p.add_argument("data", help="the JSON-lines file to audit")

@@ -13,6 +13,8 @@ checkpoint (load it with `synthkit.load_model(DIR)` on either backend), with
 """
 from __future__ import annotations
 
+from . import options
+
 import json
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 def read_prompts(path) -> list[str]:
     """Prompts from a file: JSON lines with "prompt" / "instruction" (+ "input") /
     "messages" (the first user turn), or plain text with one prompt per line."""
-    from .errors import SynthkitError
+    from ..errors import SynthkitError
 
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
@@ -59,10 +61,10 @@ def read_prompts(path) -> list[str]:
 
 
 def cmd_distill(args) -> int:
-    from . import distill
-    from .errors import SynthkitError
-    from .models import load_model
-    from .train.kd import train_student
+    from .. import distill
+    from ..errors import SynthkitError
+    from ..models import load_model
+    from ..train.kd import train_student
 
     for name, value, low in (("--n", args.n, 1), ("--max-tokens", args.max_tokens, 1), ("--top-k", args.top_k, 1),
                              ("--batch-size", args.batch_size, 1), ("--steps", args.steps, 1),
@@ -122,8 +124,8 @@ def cmd_distill(args) -> int:
 
 
 def register(sub) -> None:
-    from .distill import DEFAULT_TOP_K
-    from .train.kd import DEFAULT_ALPHA, DEFAULT_LR, DEFAULT_TEMPERATURE, MODES
+    from ..distill import DEFAULT_TOP_K
+    from ..train.kd import DEFAULT_ALPHA, DEFAULT_LR, DEFAULT_TEMPERATURE, MODES
 
     p = sub.add_parser("distill", help="train a smaller student on a teacher's answers and distribution")
     p.add_argument("--teacher", help="GGUF file or HF checkpoint folder (default: the embedded teacher)")
@@ -145,8 +147,7 @@ def register(sub) -> None:
     p.add_argument("--epochs", type=float, default=2)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=DEFAULT_LR)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", choices=["cpu", "cuda"], help="default: CUDA when present")
+    options.training(p, model=False)
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
     p.add_argument("--save-every", type=int, help="checkpoint every N steps (default 50)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")

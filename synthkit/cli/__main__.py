@@ -1,0 +1,6 @@
+"""`python -m synthkit.cli ...` is the `synthkit` command."""
+import sys
+
+from . import main
+
+sys.exit(main())
