@@ -14,7 +14,10 @@ module holds the parts of that pipeline that are not the loss or the loop (those
    and its top-k next-token log-probabilities at every answer token, the soft targets,
    computed once and cached on disk;
 4. **evaluation**: KL to the teacher, perplexity on teacher text and on real Wikipedia
-   text, agreement with the teacher's greedy answers, and decoding speed.
+   text, agreement with the teacher's greedy answers, and decoding speed; for a fair
+   comparison of losses, a learning-rate sweep scored on validation answers (`sweep_lr`)
+   and the soft loss's gradient size across temperatures on a real student
+   (`soft_gradient_norms`, what the T² factor does).
 
     from synthkit import load_model, distill
     from synthkit.train import train_student
@@ -41,7 +44,7 @@ import torch.nn.functional as F
 
 from .errors import SynthkitError
 from .train.data import IGNORE, collate
-from .train.kd import Targets, top_k_log_probs
+from .train.kd import Targets, kd_loss, top_k_log_probs, train_student
 
 
 class DistillError(SynthkitError, ValueError):
@@ -455,11 +458,13 @@ def _teacher_log_probs(teacher, examples, batch_size: int) -> list[tuple[torch.T
 def forced_scores(student, teacher, examples, *, batch_size: int = 4) -> dict:
     """Teacher-forced scores on held-out teacher answers: the exact KL(teacher || student)
     over the full vocabulary at T=1 (per token, and per example in `kl_per_example` for
-    intervals), the student's perplexity on the teacher's text, and top-1 agreement (the
-    share of answer tokens where the student's most likely next token is the teacher's
-    token). The teacher's side is computed once and kept (in fp16) for the next call."""
+    paired comparisons), the student's perplexity on the teacher's text, and top-1
+    agreement (the share of answer tokens where the student's most likely next token is
+    the teacher's token). `teacher_entropy` (nats per token) gives the KL a scale: how
+    unsure the teacher itself is on these answers. The teacher's side is computed once and
+    kept (in fp16) for the next call."""
     examples = examples.examples if isinstance(examples, Targets) else examples
-    per_example, total_kl, nll, agree, n = [], 0.0, 0.0, 0.0, 0
+    per_example, total_kl, nll, agree, entropy, n = [], 0.0, 0.0, 0.0, 0.0, 0
     teacher_side = _teacher_log_probs(teacher, examples, batch_size)
     with torch.inference_mode():
         for (log_p, labels), start in zip(teacher_side, range(0, len(examples), batch_size)):
@@ -469,11 +474,69 @@ def forced_scores(student, teacher, examples, *, batch_size: int = 4) -> dict:
             kl = (log_p.exp() * (log_p - log_q)).sum(-1)
             per_example += [float(part.mean()) for part in kl.split([sum(e.taught[1:]) for e in chunk])]
             total_kl += float(kl.sum())
+            entropy -= float((log_p.exp() * log_p).sum())
             nll += float(F.nll_loss(log_q, labels, reduction="sum"))
             agree += float((s_logits.argmax(-1) == labels).sum())
             n += len(labels)
     return {"kl": total_kl / n, "ppl_teacher_text": math.exp(nll / n), "top1_agreement": agree / n,
-            "tokens": n, "kl_per_example": per_example}
+            "tokens": n, "kl_per_example": per_example, "teacher_entropy": entropy / n}
+
+
+def soft_gradient_norms(student, teacher, examples, temperatures=(1, 2, 4, 8), *, batch_size: int = 4) -> dict:
+    """How big the soft loss's gradient is at each temperature on a real student:
+    {T: {"with T²": norm, "without T²": norm}}, the norm of d loss / d student logits over
+    the taught positions of `examples` (the loss averaged over them, as in training), the
+    teacher's side its full distribution softened by T.
+
+    Why measure it: Hinton et al. (2015) multiply the softened KL by T² because its
+    gradient falls like 1/T² once T is large next to the gaps between logits. Whether a
+    real student at practical temperatures is in that limit is a measurement, and it
+    differs from student to student. "without T²" is the same gradient divided by T²
+    (exactly what dropping the factor does)."""
+    examples = examples.examples if isinstance(examples, Targets) else examples
+    teacher_side = _teacher_log_probs(teacher, examples, batch_size)
+    squares = {float(t): 0.0 for t in temperatures}
+    rows = 0
+    for (log_p, _), start in zip(teacher_side, range(0, len(examples), batch_size)):
+        with torch.inference_mode():
+            s_logits, _ = _taught_logits(student, collate(examples[start:start + batch_size], teacher.pad_id))
+        s_logits, log_p = s_logits.clone(), log_p.float()  # out of inference mode, so autograd can use them
+        rows += len(s_logits)
+        for t in squares:
+            z = s_logits.clone().requires_grad_(True)
+            kd_loss(z, log_p, t, reduction="sum").backward()  # log-probs are logits up to a per-row shift
+            squares[t] += float(z.grad.pow(2).sum())
+    return {t: {"with T²": math.sqrt(sq) / rows, "without T²": math.sqrt(sq) / rows / t ** 2}
+            for t, sq in squares.items()}
+
+
+def sweep_lr(student, teacher, targets: Targets, validation, rates, *, max_steps: int, start: dict | None = None,
+             **settings) -> dict:
+    """Validation KL to the teacher after a short run at each learning rate: {rate: KL}.
+
+    Every run starts from the same weights (`start`, by default the student's weights
+    now) and trains `max_steps` steps of `train_student` on `targets` with `settings`
+    (mode, temperature, batch size...); it is scored on `validation`, teacher answers
+    that neither the runs nor the final comparison train on and that are not the test
+    set either, so the test set does not choose the rate it then judges. The student
+    is put back to `start` afterwards.
+
+    Why each arm gets its own rate: changing the loss (hard or soft, T, the T² factor)
+    changes the size and the direction of its gradient, so at one shared rate a
+    comparison of losses is partly a comparison of how well that rate suits each."""
+    rates = list(rates)
+    if not rates:
+        raise DistillError("give at least one learning rate to try")
+    start = start if start is not None else {k: v.clone() for k, v in student.model.state_dict().items()}
+    scores = {}
+    try:
+        for lr in rates:
+            student.model.load_state_dict(start)
+            train_student(student, targets, lr=lr, max_steps=max_steps, progress=False, **settings)
+            scores[lr] = forced_scores(student, teacher, validation)["kl"]
+    finally:
+        student.model.load_state_dict(start)
+    return scores
 
 
 def text_perplexity(model, texts: list[str], *, max_len: int = 128, batch_size: int = 8) -> float:

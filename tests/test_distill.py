@@ -252,3 +252,34 @@ def test_decode_speed_runs_every_row_the_same_steps(student):
         distill.decode_speed(student, [], tokens=4)
     with pytest.raises(ValueError, match="repeats"):
         distill.decode_speed(student, PROMPTS[:1], tokens=4, repeats=0)
+
+
+def test_teacher_entropy_gives_the_kl_a_scale(teacher, targets):
+    own = distill.forced_scores(teacher, teacher, targets.examples)
+    assert own["kl"] == pytest.approx(0.0, abs=1e-2)  # the teacher's side is kept in fp16
+    assert 0 < own["teacher_entropy"] < math.log(teacher.n_vocab)
+
+
+def test_soft_gradient_norms_measure_the_real_student(student, teacher, targets):
+    """The T² factor multiplies the gradient by exactly T²; a student that is the teacher
+    has (almost) no gradient to follow; a real student has one at every temperature."""
+    student.model.load_state_dict(student._initial)
+    temps = (1, 2, 4)
+    norms = distill.soft_gradient_norms(student, teacher, targets.examples[:3], temperatures=temps)
+    assert sorted(norms) == [1.0, 2.0, 4.0]
+    for t, v in norms.items():
+        assert v["with T²"] > 0 and np.isfinite(v["with T²"])
+        assert v["with T²"] == pytest.approx(v["without T²"] * t * t, rel=1e-9)
+    own = distill.soft_gradient_norms(teacher, teacher, targets.examples[:3], temperatures=(1,))
+    assert own[1.0]["with T²"] < 0.05 * norms[1.0]["with T²"]
+
+
+def test_sweep_lr_scores_every_rate_and_puts_the_student_back(student, teacher, targets):
+    student.model.load_state_dict(student._initial)
+    val, train = targets.subset(range(2)), targets.subset(range(2, len(targets)))
+    scores = distill.sweep_lr(student, teacher, train, val.examples, (1e-5, 1e-3), max_steps=2, mode="soft",
+                              temperature=1.0, batch_size=3, warmup=0)
+    assert list(scores) == [1e-5, 1e-3] and all(np.isfinite(v) and v > 0 for v in scores.values())
+    assert all(torch.equal(v, student._initial[k].to(v.dtype)) for k, v in student.model.state_dict().items())
+    with pytest.raises(distill.DistillError, match="at least one"):
+        distill.sweep_lr(student, teacher, train, val.examples, [], max_steps=1)

@@ -61,7 +61,7 @@ WRONG = {
         (_KD.format(body="F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction='batchmean')"),
          "without the T² factor"),
         (_KD.format(body="T * T * F.kl_div(F.log_softmax(t / T, -1), F.softmax(s / T, -1), reduction='batchmean')"),
-         "wrong way round"),
+         "reverse KL"),
         (_KD.format(body="T * T * F.kl_div(F.softmax(s / T, -1), F.softmax(t / T, -1), reduction='batchmean')"),
          "log_softmax"),
         (_KD.format(body="T * T * F.kl_div(F.log_softmax(s, -1), F.softmax(t / T, -1), reduction='batchmean')"),

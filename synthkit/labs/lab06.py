@@ -6,7 +6,7 @@ Used by ``labs/06_distillation.ipynb``::
 
 The checks need no model: they call the student's functions on fresh random logits and
 fresh fake weight tables, compare with exact float64 references, and name the usual slips
-(a missing T², the KL the wrong way round, log-probabilities where probabilities belong,
+(a missing T², the reverse KL in place of Hinton's, log-probabilities where probabilities belong,
 a temperature on one side only, an average over the wrong axis, renormalising over the
 wrong set, the "layers.1" prefix that also matches "layers.10").
 """
@@ -57,8 +57,10 @@ def _kd_slips(s, z, t):
          "That is the KL times T, not T². The gradient shrinks like 1/T² (one 1/T from the softmax's "
          "derivative, one from the distributions flattening), so scale by T²."),
         (lambda: float(t * t * _kl(lq, lp).mean()),
-         "That is KL(student || teacher): the KL the wrong way round. Distillation averages over what "
-         "the *teacher* thinks likely: KL(teacher || student) = Σ p_teacher · (log p_teacher − log p_student)."),
+         "That is KL(student || teacher), the reverse KL. It is a loss in its own right (MiniLLM and GKD "
+         "use it to distil language models), but it is not Hinton et al.'s, which this exercise asks for: "
+         "the forward KL averages over what the *teacher* thinks likely, "
+         "Σ p_teacher · (log p_teacher − log p_student)."),
         (lambda: float(t * t * (np.exp(lp) * (lp - np.exp(lq))).sum(-1).mean()),
          "The student's side went in as probabilities where log-probabilities belong (this is what "
          "F.kl_div(softmax(...), ...) computes: its first argument must be log_softmax)."),
@@ -408,12 +410,20 @@ essay1 = EssayExercise(
     solution="""
         Points a strong answer touches on (any well-argued answer is fine):
         - Hard targets give one token per position; soft targets give the teacher's whole ranking,
-          including how unsure it was. In the lab the soft (and mixed) arms should reach a lower KL to
-          the teacher at the same number of tokens; whether the free-running agreement and perplexity
-          follow depends on the run, and the table says which.
+          including how unsure it was. Whether that extra signal showed at the same number of tokens
+          is what the paired lines decide (each arm at its own tuned rate): a soft arm minus hard with
+          p < 0.05 and a negative difference means it did; "no clear difference" or a positive one
+          means it did not, at this budget. A good answer quotes the lines rather than the chapter.
+        - If it did not show, why: Hinton et al.'s case for soft targets is information per example
+          that the student can use. If every arm ends several nats per token from the teacher (compare
+          the KL with the teacher's own entropy, which the notebook prints), the student cannot yet
+          represent most of what the teacher's second and third choices say; when a student cannot
+          mimic the teacher, matching its whole distribution buys less (the capacity gap; GKD offers
+          other divergences for that case). Comparing soft T=1 with soft T=2 separates "soft vs hard"
+          from "which temperature" and from the top-k truncation, which drops more mass at T=2.
         - Costs: the teacher must run over every training token and expose its logits; storing them
-          needs top-k truncation (k=64 kept ~97% of the mass here); the student must share the teacher's
-          tokenizer, or the distributions do not line up.
+          needs top-k truncation (the notebook prints how much of the mass the top 64 kept); the
+          student must share the teacher's tokenizer, or the distributions do not line up.
         - An API teacher returns text (at most a few top log-probs), often with another tokenizer: then
           only sequence-level (hard-target) distillation is possible, which is exactly synthetic SFT data.
         - Whether to call it distillation is a framing question: the data pipeline (prompts -> teacher
@@ -433,8 +443,8 @@ quiz = Quiz(LAB, [
              answer=0,
              why="When T is large next to the gaps between logits, each softened probability moves like 1/T and "
                  "the softmax's derivative adds another 1/T: the gradient falls like 1/T², and T² undoes it, "
-                 "keeping a mixed-in hard loss in proportion. At practical T on a real model the lab measured the "
-                 "gradient still falling with T even with the factor: the law is a high-temperature limit."),
+                 "keeping a mixed-in hard loss in proportion. That is a high-temperature limit: the lab measures "
+                 "on its real students how far from it practical temperatures are."),
     Question("Most of what people call distillation of chat models trains the student on what?",
              ["The teacher's hidden states at every layer, matched one layer at a time",
               "The teacher's chosen answers to many prompts, as ordinary fine-tuning data",
@@ -470,13 +480,26 @@ quiz = Quiz(LAB, [
              why="Renormalising over the kept k scales those probabilities up a little. A higher T flattens "
                  "the full distribution, moving mass into the tail the truncation dropped, so keep more "
                  "tokens (or measure the kept mass) at high temperatures."),
-    Question("Which is the KD loss written the wrong way round?",
+    Question("Which of these is NOT the loss Hinton et al. (2015) train the student with?",
              ["Σ p_teacher · (log p_teacher − log p_student)",
               "Σ p_student · (log p_student − log p_teacher)",
-              "T² · Σ p_teacher · (log p_teacher − log p_student) at temperature T",
-              "The cross-entropy of p_student under p_teacher minus the teacher's entropy"],
+              "T² · Σ p_teacher · (log p_teacher − log p_student), both softened by T",
+              "The cross-entropy of p_student under p_teacher, minus the teacher's entropy"],
              answer=1,
-             why="KL(student || teacher) averages over what the student thinks likely, so it barely punishes "
-                 "the student for missing tokens the teacher likes: it is mode-seeking. The forward KL "
-                 "(teacher first) is the distillation loss; the last choice is that same forward KL rewritten."),
+             why="That is the reverse KL, KL(student || teacher): weighted by what the student thinks likely, so "
+                 "it is mode-seeking and barely charges the student for teacher tokens it leaves out. It is not "
+                 "Hinton et al.'s loss, but it is not a mistake either: MiniLLM (Gu et al., 2023) argues for it "
+                 "when distilling language models, and GKD (Agarwal et al., 2023) lets you pick among forward, "
+                 "reverse and mixed divergences. The last choice is the forward KL rewritten."),
+    Question("Each arm of the lab gets its own learning rate, picked on validation answers. Why not simply "
+             "give all four arms the same rate?",
+             ["A different loss gives gradients of another size and direction, so one rate can suit one arm",
+              "The optimizer refuses to reuse a rate once another run has already trained with it",
+              "The soft arms need a higher rate because the teacher's top-k targets sum to less than one",
+              "Every rate is tuned on the held-out answers, so each arm must be scored on its own copy"],
+             answer=0,
+             why="A control changes one thing: the question is which signal teaches the student more per step, "
+                 "and at one shared rate the arm that rate happens to suit wins. Picking each arm's rate on "
+                 "validation answers (never the held-out test answers that decide the verdict) compares each "
+                 "loss at its best. The renormalised top-k targets do sum to one."),
 ])

@@ -9,10 +9,13 @@ knowledge") are visible to the loss:
     loss = T² · KL( softmax(z_teacher / T) || softmax(z_student / T) )
 
 summed over the vocabulary and averaged over positions. Why T²: the gradient of the
-softened KL with respect to the student's logits is (q - p) / T, and q - p itself shrinks
-like 1/T as both distributions flatten, so the gradient falls like 1/T². Multiplying by
-T² keeps its size roughly independent of T, so changing T does not silently change the
-learning rate, and a hard-target term mixed in keeps its relative weight.
+softened KL with respect to the student's logits is (q - p) / T, and once T is large next
+to the gaps between the logits, q - p itself shrinks like 1/T, so the gradient falls like
+1/T². Multiplying by T² holds its size steady in that limit, so a hard-target term mixed
+in keeps its relative weight as T changes. A real student at practical temperatures need
+not be in that limit (lab 06 measures it: `synthkit.distill.soft_gradient_norms`), and
+with Adam a constant factor on the whole loss nearly cancels anyway, so the learning rate
+is tuned per loss (`synthkit.distill.sweep_lr`), not carried over from another T.
 
 Storing the teacher's full distribution for every training token would cost 49,152
 numbers per token, so the course keeps the teacher's top k log-probabilities (see
@@ -21,7 +24,8 @@ then the KL from that truncated teacher to the student, with the student's own
 probabilities taken over the full vocabulary (so mass the student puts outside the
 teacher's top k is pushed back in).
 
-Three ways to use the teacher, compared in lab 06 at the same token budget:
+Three ways to use the teacher, compared in lab 06 at the same token budget (soft at T = 1
+and at T = 2, every arm at its own learning rate):
 - "hard": cross-entropy on the teacher's own answers (sequence-level distillation: SFT
   on teacher text, which is what most people mean by distillation);
 - "soft": the KD loss above on the same positions;
