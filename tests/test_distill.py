@@ -140,7 +140,7 @@ def test_cli_rejects_bad_input_before_loading_a_model(tmp_path):
     out = run("--temperature", "0", "--out", str(tmp_path / "o"))
     assert out.returncode != 0 and "--temperature" in out.stderr + out.stdout
     (tmp_path / "p.jsonl").write_text('{"question": "no prompt field"}\n')
-    from synthkit.distill_cli import read_prompts
+    from synthkit.cli.distill import read_prompts
     from synthkit.errors import SynthkitError
     with pytest.raises(SynthkitError, match="line 1"):
         read_prompts(tmp_path / "p.jsonl")
