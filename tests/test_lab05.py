@@ -85,6 +85,40 @@ def contact_details(text):
 def contact_details(text):
     return ["email"] if "@" in text else []
 """, "should return a set"),
+        ("""
+import re
+def contact_details(text):
+    email = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}"
+    link = (r"https?://\\S+|\\bwww\\.\\S+|(?<![\\w@.-])(?:[A-Za-z0-9-]+\\.)+"
+            r"(?:com|org|net|edu|gov|io|info|co|uk|de|fr|es)\\b(?:/\\S*)?")
+    found = set()
+    if re.search(email, text):
+        found.add("email")
+    text = re.sub(email, " ", text)
+    if re.search(link, text, re.I):
+        found.add("link")
+    text = re.sub(link, " ", text, flags=re.I)
+    if any(sum(ch.isdigit() for ch in m.group()) > 9 for m in re.finditer(r"\\+?\\(?\\d(?:[ ().-]{0,2}\\d)*", text)):
+        found.add("phone")
+    return found
+""", "misses a kind of detail the text has (this case has a phone number of exactly nine digits)"),
+        ("""
+import re
+def contact_details(text):
+    email = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}"
+    link = (r"https?://\\S+|\\bwww\\.\\S+|(?<![\\w@.-])(?:[A-Za-z0-9-]+\\.)+"
+            r"(?:com|org|net|edu|gov|io|info|co|uk|de|fr|es)\\b(?:/\\S*)?")
+    found = set()
+    if re.search(email, text):
+        found.add("email")
+    text = re.sub(email, " ", text)
+    if re.search(link, text, re.I):
+        found.add("link")
+    text = re.sub(link, " ", text, flags=re.I)
+    if any(sum(ch.isdigit() for ch in m.group()) >= 9 for m in re.finditer(r"\\+?\\(?\\d(?:[ ().-]{0,3}\\d)*", text)):
+        found.add("phone")
+    return found
+""", "three separators"),
     ],
     "ex2": [
         ("""
@@ -125,6 +159,20 @@ def preference_pairs(records, conversational=False):
                 out.append({"prompt": r["prompt"], "chosen": c, "rejected": j})
     return out
 """, "'assistant'"),
+        ("""
+def preference_pairs(records, conversational=True):
+    out = []
+    for r in records:
+        c, j = r["revision"].strip(), r["original"].strip()
+        if c and c != j and r["revision_complies"] and not r["original_complies"]:
+            if conversational:
+                out.append({"prompt": [{"role": "user", "content": r["prompt"]}],
+                            "chosen": [{"role": "assistant", "content": c}],
+                            "rejected": [{"role": "assistant", "content": j}]})
+            else:
+                out.append({"prompt": r["prompt"], "chosen": c, "rejected": j})
+    return out
+""", "conversational=False)"),
     ],
     "ex3": [
         ("""
@@ -186,11 +234,39 @@ def test_wrong_answers_fail_with_a_useful_message(ex):
     assert_wrong_answers_fail(ex, WRONG[ex.name])
 
 
+def test_every_generated_contact_case_has_what_its_label_says():
+    """A case labelled "a phone number" must be one by the exercise's own rules (9 or more digits,
+    at most two separators between neighbours), or a student who follows them is told they are
+    wrong: 1,000 draws from each maker of the ex1 check, re-labelled by the reference solution."""
+    rng = random.Random(5)
+    contact_details = _solutions()["contact_details"]
+    for make, kinds in lab05.CONTACT_MAKERS:
+        for _ in range(1000):
+            item, probe = make(rng)
+            for text in (item, lab05._in_reply(rng, item)):
+                assert contact_details(text) == kinds, (make.__name__, probe, text)
+    for _ in range(1000):
+        for text, probe, kinds in lab05._contact_cases(rng):
+            assert contact_details(text) == kinds, (probe, text)
+
+
+def test_ex1_check_draws_both_sides_of_each_phone_rule_on_every_run():
+    """The nine-digit threshold and the two-separator limit are tested on every grading, not by
+    luck of the draw: a nine-digit phone number, eight digits that are not one, and three
+    separators that split a run."""
+    rng = random.Random(7)
+    for _ in range(50):
+        probes = [probe for _text, probe, _kinds in lab05._contact_cases(rng)]
+        assert "a phone number of exactly nine digits" in probes
+        assert "a number of eight digits (not a phone number)" in probes
+        assert any("three separators" in p for p in probes)
+
+
 def test_references_agree_with_the_library():
     rng = random.Random(0)
     ns = _solutions()
     for _ in range(30):  # the notebook's finder is the library's, on every kind of case the check draws
-        for text, _probe in lab05._contact_cases(rng):
+        for text, _probe, _kinds in lab05._contact_cases(rng):
             assert ns["contact_details"](text) == cai.find_contact_details(text), text
     for _ in range(10):  # the exercise's pairs are the library's verified pairs in TRL's format
         cases = lab05._loop_records(rng)

@@ -68,7 +68,8 @@ def _phone(rng) -> tuple[str, str]:
              (f"{d(3)}.{d(3)}.{d(4)}", "a phone number with dots"),
              (f"0{d(9)}", "a phone number written without separators"),
              (f"+1-{d(3)}-{d(3)}-{d(4)}", "a phone number with a country code"),
-             (f"{d(3)} - {d(3)} {d(4)}", "a phone number with a spaced hyphen")]
+             (f"{d(3)} {d(3)} {d(4)}", "a phone number with spaces"),
+             (f"{d(3)} {d(3)} {d(3)}", "a phone number of nine digits")]
     return rng.choice(forms)
 
 
@@ -85,32 +86,57 @@ def _distractor(rng) -> tuple[str, str]:
         (f"{_label(rng)}.{rng.choice(('pdf', 'txt', 'py', 'csv', 'js'))}", "a file name (not a link)"),
         (f"{d(3)}-{d(4)}", "a short number (7 digits: not a phone number)"),
         (f"{d(4)} {d(4)}", "two 4-digit numbers (8 digits: not a phone number)"),
+        (f"{d(3)} - {d(3)} {d(4)}", "digits split by ' - ', three separators in a row, so not one run of digits"),
         (f"{_label(rng)}@{_label(rng)}", "an address without a top-level domain (not an e-mail address)"),
         (f"room {rng.randint(1, 999)}", "a room number"),
     ])
 
 
-def _contact_cases(rng) -> list[tuple[str, str]]:
-    """(text, what the case probes), fresh each time."""
+# each maker of one detail, with the kinds the exercise's rules find in it (tests/test_lab05.py
+# draws many of each and checks the label against the reference solution)
+CONTACT_MAKERS = ((_email, {"email"}), (_link, {"link"}), (_phone, {"phone"}), (_distractor, set()))
+
+
+def _in_reply(rng, item: str, punctuation=True) -> str:
+    """`item` inside a reply of filler words."""
+    end = rng.choice(("", ".", ",", "!")) if punctuation else ""
+    return f"{_words(rng).capitalize()} {item}{end} {_words(rng, 0, 4)}".strip()
+
+
+def _contact_cases(rng) -> list[tuple[str, str, set]]:
+    """(text, what the case probes, the kinds the exercise's rules find in it), fresh each time."""
+    d = lambda k: "".join(str(rng.randint(0, 9)) for _ in range(k))  # noqa: E731
     cases = []
-    for make in (_email, _link, _phone, _email, _link, _phone):
+    for make, kinds in CONTACT_MAKERS[:3] * 2:
         item, probe = make(rng)
-        cases.append((f"{_words(rng).capitalize()} {item}{rng.choice(('', '.', ',', '!'))} {_words(rng, 0, 4)}".strip(),
-                      probe))
+        cases.append((_in_reply(rng, item), probe, set(kinds)))
     for _ in range(7):
         item, probe = _distractor(rng)
-        cases.append((f"{_words(rng).capitalize()} {item} {_words(rng, 0, 3)}".strip(), probe))
+        cases.append((_in_reply(rng, item, punctuation=False), probe, set()))
+    # both sides of the nine-digit rule and of the two-separator rule, on every run
+    cases.append((_in_reply(rng, f"{d(3)} {d(3)} {d(3)}"), "a phone number of exactly nine digits", {"phone"}))
+    cases.append((_in_reply(rng, f"{d(3)}.{d(3)}.{d(3)}"), "a phone number of exactly nine digits", {"phone"}))
+    cases.append((_in_reply(rng, f"{d(2)} {d(2)} {d(2)} {d(2)}"), "a number of eight digits (not a phone number)",
+                  set()))
+    cases.append((_in_reply(rng, f"{rng.randint(1990, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"),
+                  "a date (8 digits: not a phone number)", set()))
+    cases.append((_in_reply(rng, f"{d(3)} - {d(3)} {d(3)}"),
+                  "digits split by ' - ', three separators in a row, so not one run of digits", set()))
     digits = "".join(str(rng.randint(0, 9)) for _ in range(rng.randint(9, 12)))
     cases.append((f"Mail {_label(rng)}{digits}@{_label(rng)}.com today",
-                  "an e-mail address with many digits (still no phone number)"))
-    cases.append((f"See https://{_label(rng)}.org/item/{digits} now", "a link with many digits (still no phone number)"))
-    cases.append((f"Write to {_email(rng)[0]} or visit {_link(rng)[0]}", "an e-mail address and a link"))
-    cases.append((f"Call {_phone(rng)[0]} or mail {_email(rng)[0]}", "a phone number and an e-mail address"))
-    cases.append((f"Details at {_link(rng, 'bare')[0]} soon", "a link without https:// or www."))
+                  "an e-mail address with many digits (still no phone number)", {"email"}))
+    cases.append((f"See https://{_label(rng)}.org/item/{digits} now", "a link with many digits (still no phone number)",
+                  {"link"}))
+    cases.append((f"Write to {_email(rng)[0]} or visit {_link(rng)[0]}", "an e-mail address and a link",
+                  {"email", "link"}))
+    cases.append((f"Call {_phone(rng)[0]} or mail {_email(rng)[0]}", "a phone number and an e-mail address",
+                  {"phone", "email"}))
+    cases.append((f"Details at {_link(rng, 'bare')[0]} soon", "a link without https:// or www.", {"link"}))
     brackets = "".join(str(rng.randint(0, 9)) for _ in range(10))
-    cases.append((f"Ring ({brackets[:3]}) {brackets[3:6]}-{brackets[6:]} today", "a phone number with brackets"))
-    cases.append((_words(rng).capitalize() + ".", "plain text"))
-    cases.append(("", "an empty reply"))
+    cases.append((f"Ring ({brackets[:3]}) {brackets[3:6]}-{brackets[6:]} today", "a phone number with brackets",
+                  {"phone"}))
+    cases.append((_words(rng).capitalize() + ".", "plain text", set()))
+    cases.append(("", "an empty reply", set()))
     rng.shuffle(cases)
     return cases
 
@@ -130,7 +156,7 @@ def _check_contact_details(c) -> str:
 
     fn = c.get("contact_details", callable_=True)
     cases = _contact_cases(c.rng)
-    for text, probe in cases:
+    for text, probe, _kinds in cases:
         label = f"contact_details({show_input(text, 80)})"
         got = c.call(fn, text, label=label)
         if not isinstance(got, (set, frozenset)):
@@ -163,7 +189,7 @@ ex1 = CodingExercise(
         "the listed endings, not preceded by a letter, digit, @, dot or hyphen (a look-behind "
         "(?<![\\w@.-])) and followed by \\b. Pass re.I.",
         "Phone: re.finditer(r\"\\+?\\(?\\d(?:[ ().-]{0,2}\\d)*\", text) finds runs of digits with short "
-        "separators; count the digits in each run (sum(ch.isdigit() for ch in run)) and call it a phone "
+        "separators; count the digits in each run (sum(ch.isdigit() for ch in run.group())) and call it a phone "
         "number when one run has 9 or more.",
     ],
     solution=r'''
@@ -285,6 +311,12 @@ def _check_preference_pairs(c) -> str:
                            f"({kind}): {why[kind]}.")
             c.fail(f"{label} returned {got_kept} pairs that differ from TRL's format in their text: keep the "
                    f"records' order, strip spaces and newlines around both replies, and copy the prompt as it is.")
+    # the published signature: preference_pairs(records, conversational=False)
+    label = "preference_pairs(records) (conversational left at its default)"
+    got = c.call(fn, [dict(r) for r in records], label=label)
+    if got != reference_pairs(records, False):
+        c.fail(f"{label} returned {show_input(got, 80)}, not what preference_pairs(records, "
+               f"conversational=False) returns: the signature is preference_pairs(records, conversational=False).")
     return "3 rounds of fresh loop records, plain and conversational, filtered and formatted right."
 
 
