@@ -574,3 +574,10 @@ quiz = Quiz(LAB, [
              answer=0,
              why="Training a student on pretend answers to tasks it cannot perform teaches it to pretend."),
 ])
+
+
+def SOLUTION_GLOBALS() -> dict:
+    """Names the notebook defines before the exercises, which the reference solutions use
+    (for `python -m synthkit.grading.mutants`)."""
+    from ..self_instruct import BLACKLIST, rouge_tokenize
+    return {"BLACKLIST": BLACKLIST, "rouge_tokenize": rouge_tokenize}
