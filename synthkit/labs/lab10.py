@@ -64,6 +64,11 @@ def _best_cases(rng) -> list[tuple[list[dict], float, str]]:
     # unverified attempts below the bar
     cases.append(([_candidate(rng, None, rng.choice((0.25, 0.5, 0.6))) for _ in range(rng.randint(1, 4))],
                   0.75, "judged attempts all below min_score"))
+    # an unverified attempt exactly at the bar is kept: the rule is score >= min_score
+    bar = rng.choice((0.5, 0.75, 1.0))
+    group = [_candidate(rng, None, rng.choice([x for x in _SCORES if x < bar]))] + [_candidate(rng, None, bar)]
+    rng.shuffle(group)
+    cases.append((group, bar, "a judged attempt whose score is exactly min_score"))
     # a verified attempt below the bar is still kept: the bar is for the judge alone
     cases.append(([_candidate(rng, None, 0.5), _candidate(rng, True, 0.25)], 0.75,
                   "a verified attempt whose judge score is below min_score"))
@@ -79,6 +84,8 @@ _BEST_ADVICE = {
     "one: compare (verified is True, score), not the score alone.",
     "a tie on the best score": "On a tie, keep the earliest candidate (the lowest index).",
     "a tie between verified attempts": "On a tie, keep the earliest candidate (the lowest index).",
+    "a judged attempt whose score is exactly min_score": "An unverified candidate is kept when score >= "
+    "min_score: a score equal to the bar reaches it.",
     "judged attempts all below min_score": "An unverified candidate needs score >= min_score; with none "
     "eligible, return None.",
     "a verified attempt whose judge score is below min_score": "min_score is the bar for candidates without "
@@ -113,6 +120,14 @@ def _check_best(c) -> str:
         ], default=_BEST_ADVICE[probe])
         c.fail(f"{label} returned {got!r}; this case tests {probe}. {advice}")
     return f"{len(cases)} fresh groups of candidates (verified, rejected and judged-only), each decided right."
+
+
+EQUIVALENT_MUTANTS = {
+    "ex2": {
+        "return winners[0] if len(winners) == 1 else None :: 0 -> -1":
+            "winners[0] is read only when winners has exactly one item, and then winners[-1] is the same item.",
+    },
+}
 
 
 ex1 = CodingExercise(
