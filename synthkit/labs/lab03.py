@@ -254,6 +254,24 @@ def _random_embeddings(rng, n: int, dim: int, min_distance: float, *, chain: boo
             return x
 
 
+def _boundary_embeddings(rng) -> tuple[np.ndarray, float]:
+    """Rows of 16 signs (+-1) at power-of-two lengths, with min_distance = m/8: normalised rows
+    hold +-1/4 exactly, so every cosine distance (flips/8) is exact in float32 and float64, under
+    any order of summation. Row 1 is exactly min_distance from row 0 (m signs flipped): it must go."""
+    m = rng.randint(1, 3)
+    base = np.array([rng.choice((-1.0, 1.0)) for _ in range(16)])
+
+    def flipped(k):
+        row = base.copy()
+        row[rng.sample(range(16), k)] *= -1
+        return row
+
+    rows = [base, flipped(m), flipped(m + 1), flipped(m - 1) if m > 1 else base.copy()]
+    rows += [np.array([rng.choice((-1.0, 1.0)) for _ in range(16)]) for _ in range(rng.randint(1, 4))]
+    rows = [r * rng.choice((0.25, 0.5, 1.0, 2.0, 4.0)) for r in rows]
+    return np.array(rows[:2] + rng.sample(rows[2:], len(rows) - 2)), m / 8
+
+
 def _as_mask(got, n: int):
     """The student's answer as a list of n bools, or None when it is not one."""
     if isinstance(got, np.ndarray):
@@ -274,6 +292,8 @@ def _check_distance_filter(c) -> str:
         t = round(c.rng.uniform(0.03, 0.4), 3)
         n, dim = c.rng.randint(2, 30), c.rng.randint(3, 24)
         cases.append((_random_embeddings(c.rng, n, dim, t, chain=c.rng.random() < 0.6), t, "random rows"))
+    x, t = _boundary_embeddings(c.rng)
+    cases.append((x, t, "a row exactly min_distance from an earlier one"))
     t = round(c.rng.uniform(0.05, 0.2), 3)
     cases.append((_random_embeddings(c.rng, 300, 384, t, chain=True), t, "300 rows of 384 numbers"))
     for number, (x, t, what) in enumerate(cases, 1):
@@ -312,6 +332,9 @@ def _check_distance_filter(c) -> str:
         u = u / np.linalg.norm(u, axis=1, keepdims=True)
         nearest = (f"its smallest cosine distance to an earlier row is {np.min(1 - u[:i] @ u[i]):.4f}"
                    if i else "it is the first row")
+        if advice is None and what.startswith("a row exactly"):
+            advice = ("A distance equal to min_distance is not greater than it: a row exactly min_distance "
+                      "from an earlier row goes.")
         if advice is None:
             advice = ("Row i stays exactly when 1 - cos(row i, row j) > min_distance for every j < i.")
         c.fail(f"{label}: row {i} should be {'kept' if want[i] else 'dropped'} ({nearest}, and "
