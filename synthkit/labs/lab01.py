@@ -229,6 +229,32 @@ def _javascript_brace_page(rng) -> str:
             return page
 
 
+def _line_of(rng, n: int) -> str:
+    """A line of prose with exactly n words that ends in an end mark: a sentence of that length,
+    or the first n words of a longer one closed with a full stop."""
+    exact = [s for s in _sentences() if len(s.split()) == n and s.endswith(END_MARKS) and not s.endswith("...")]
+    if exact:
+        return rng.choice(exact)
+    words = rng.choice([s for s in _sentences() if len(s.split()) > n]).split()[:n]
+    words[-1] = words[-1].rstrip(",;:.!?\"'") or "here"
+    return " ".join(words) + "."
+
+
+def _word_floor_page(rng, min_words: int) -> str:
+    """Three long sentences, a line of exactly min_words words (kept: the floor is "at least")
+    and one of min_words - 1 (dropped), in any order. Drawn on every run, at the default of 5
+    (called without min_words) and at another floor, so the comparison and the default are tested."""
+    long = [s for s in _sentences() if len(s.split()) >= 8]
+    while True:
+        at, below = _line_of(rng, min_words), _line_of(rng, min_words - 1)
+        lines = [rng.choice(long) for _ in range(3)] + [at, below]
+        rng.shuffle(lines)
+        page = "\n".join(lines)
+        kept = (_reference_clean_page(page, min_words) or "").split("\n")
+        if at in kept and below not in kept:
+            return page
+
+
 def _javascript_brace_lines(page: str, min_words: int) -> list[str]:
     """Lines C4 drops for "javascript" that also hold a "{" (the page rule never sees them)."""
     from ..filters import c4_line_verdict
@@ -273,6 +299,9 @@ def _check_clean_page(c) -> str:
     pages.append(("Home | About | Contact\nMenu\nLogin", None))             # nothing survives
     pages.append((" ".join(three) + "\n" + c.rng.choice(_PAGE_KILLERS), None))
     pages.append((_javascript_brace_page(c.rng), None))                   # the order of the rules
+    pages.append((_word_floor_page(c.rng, 5), None))                      # the default floor, 5 words
+    k = c.rng.choice((3, 4, 6, 7))
+    pages.append((_word_floor_page(c.rng, k), k))                         # a floor passed in
     c.rng.shuffle(pages)
     for page, min_words in pages:
         words = 5 if min_words is None else min_words
