@@ -23,6 +23,12 @@ TITLE = "Magpie: instructions from an empty prompt"
 NOTEBOOK = "03_magpie.ipynb"
 
 
+def SOLUTION_GLOBALS() -> dict:
+    """Names the notebook imports before the exercises, which the reference solutions use
+    (for `python -m synthkit.grading.mutants`): ex3 reads TOPIC_STOP_WORDS."""
+    return {"TOPIC_STOP_WORDS": TOPIC_STOP_WORDS}
+
+
 # --- exercise 1: the pre-query prefix of any chat template ----------------------------
 @lru_cache(maxsize=1)
 def _smollm2_template() -> tuple[str, str]:
@@ -414,6 +420,34 @@ def _random_clusters(rng):
     return [texts[i] for i in order], [labels[i] for i in order]
 
 
+def _with_three_letter_word(rng, texts, labels):
+    """The texts with a made-up 3-letter word (the shortest a candidate may be) and a made-up
+    2-letter one (too short) put into every text of one cluster, redrawn until fewer than 2 other
+    words score as high as the 3-letter word: then it is one of the cluster's k=3 best words,
+    and counting the 2-letter word would put it there too, however ties are broken.
+    Returns (texts, labels, the 3-letter word, the 2-letter word, the cluster)."""
+    consonants = "bcdfghklmnprstvz"
+    while True:
+        three = rng.choice(consonants) + rng.choice("aeiou") + rng.choice(consonants)
+        two = rng.choice(consonants) + rng.choice("aeiou")
+        present = {w for t in texts for w in _WORD.findall(t.lower())}
+        if {three, two} & (TOPIC_STOP_WORDS | present):
+            continue
+        cluster = rng.choice(sorted(set(labels)))
+        out = []
+        for t, lab in zip(texts, labels):
+            if lab == cluster:
+                parts = t.split(" ")
+                for w in (three, two):
+                    parts.insert(rng.randint(0, len(parts)), w + rng.choice(("", "", ",", ".")))
+                t = " ".join(parts)
+            out.append(t)
+        scores, _ = _scores(out, labels, cluster)
+        if three in scores and sum(v >= scores[three] - 1e-9 for w, v in scores.items() if w != three) < 2:
+            return out, labels, three, two, cluster
+        texts, labels = _random_clusters(rng)
+
+
 def _scores(texts, labels, cluster) -> tuple[dict[str, float], dict[str, tuple[int, int, int, int]]]:
     """Each candidate word's score in `cluster`, and (in, size, out, others) counts for messages."""
     inside = [_words_of(t) for t, lab in zip(texts, labels) if lab == cluster]
@@ -436,13 +470,29 @@ def _describe(word, counts) -> str:
 def _check_topic_words(c) -> str:
     fn = c.get("topic_words", callable_=True)
     rounds = 8
+    # every run: one round called without k (its default is 3), and one with a 3-letter word that
+    # must be among its cluster's words and a 2-letter one that must not (words of 3 letters or more
+    # are candidates)
+    short_round, default_round = c.rng.sample(range(rounds), 2)
     for r in range(rounds):
         texts, labels = _random_clusters(c.rng)
         k = c.rng.randint(1, 4)
+        short = None
+        if r == short_round:
+            texts, labels, short, _too_short, short_cluster = _with_three_letter_word(c.rng, texts, labels)
+            k = 3
+        if r == default_round:   # a cluster with 4+ candidates, so that k=2 or k=4 would show
+            while max(len(_scores(texts, labels, x)[0]) for x in set(labels)) < 4:
+                texts, labels = _random_clusters(c.rng)
+            k = 3
         arg = np.array(labels) if r % 2 else list(labels)
-        label = (f"topic_words(<{len(texts)} texts>, <labels {sorted(set(labels))}>, k={k}) on texts such as "
+        shown = "" if r == default_round else f", k={k}"
+        label = (f"topic_words(<{len(texts)} texts>, <labels {sorted(set(labels))}>{shown}) on texts such as "
                  f"{show_input(texts[0], 60)}")
-        got = c.call(fn, list(texts), arg, k, label=label)
+        if r == default_round:
+            got = c.call(fn, list(texts), arg, label=label)
+        else:
+            got = c.call(fn, list(texts), arg, k, label=label)
         c.expect_type(got, dict, label)
         try:
             got = {int(key): value for key, value in got.items()}
@@ -460,8 +510,12 @@ def _check_topic_words(c) -> str:
             scores, counts = _scores(texts, labels, cluster)
             want = min(k, len(scores))
             if len(words) != want or len(set(words)) != len(words):
+                default = " (called without k, so k is its default, 3)" if r == default_round else ""
+                if short is not None and cluster == short_cluster and short not in words:
+                    default += (f"; {short!r}, in every one of its texts, has 3 letters, and words of 3 "
+                                f"letters or more are candidates")
                 c.fail(f"{where}: returned {len(words)} word(s) {show_input(list(words), 60)}; it should "
-                       f"return k different words (fewer only when the cluster has fewer candidates).")
+                       f"return k different words{default} (fewer only when the cluster has fewer candidates).")
             for w in words:
                 if w not in scores:
                     why = ("a stop word" if w in TOPIC_STOP_WORDS else
