@@ -21,7 +21,8 @@ NOT_YET = {"02", "06", "07"}
     for lab in available_labs()])
 def test_every_mutant_of_the_reference_fails_its_check(lab):
     reports = check_lab(lab)
-    problems = [f"{r.exercise}: survives: {key}" for r in reports for key in r.survivors]
+    problems = [f"{r.exercise}: {r.broken}" for r in reports if r.broken]
+    problems += [f"{r.exercise}: survives: {key}" for r in reports for key in r.survivors]
     problems += [f"{r.exercise}: listed as equivalent but no such mutant: {key}" for r in reports for key in r.stale]
     assert not problems, f"lab {lab}:\n" + "\n".join(problems)
     for r in reports:

@@ -68,6 +68,7 @@ class Report:
     survivors: list[str] = field(default_factory=list)          # keys that passed a draw
     equivalent: dict[str, str] = field(default_factory=dict)    # listed and found
     stale: list[str] = field(default_factory=list)              # listed but no such mutant
+    broken: str = ""            # the unchanged reference does not pass: no count can be trusted
 
     @property
     def total(self) -> int:
@@ -181,6 +182,11 @@ def check_lab(lab: str, draws: int = DRAWS, only: str | None = None) -> list[Rep
         if only and ex.name != only:
             continue
         report = Report(lab, ex.name)
+        reference = ex.grade(dict(base))
+        if reference.status != PASS:     # then every mutant would "fail" for the same reason
+            report.broken = f"the reference solution itself does not pass: {reference}"
+            reports.append(report)
+            continue
         equivalents = dict(listed.get(ex.name, {}))
         for mutant in mutants_of(ex):
             if mutant.key in equivalents:
@@ -205,12 +211,12 @@ def main(argv=None) -> int:
     bad = 0
     for lab in args.labs or available_labs():
         for r in check_lab(lab, args.draws, args.exercise):
-            print(r.line())
+            print(r.line() if not r.broken else f"lab {r.lab} {r.exercise}: {r.broken}")
             for key in r.survivors:
                 print(f"    survives: {key}")
             for key in r.stale:
                 print(f"    listed as equivalent but no such mutant: {key}")
-            bad += len(r.survivors) + len(r.stale)
+            bad += len(r.survivors) + len(r.stale) + bool(r.broken)
             sys.stdout.flush()
     return 1 if bad else 0
 
