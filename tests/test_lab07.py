@@ -150,6 +150,15 @@ def textbook_quality(text, title):
 }
 
 
+_REF_MIX = textwrap.dedent(lab07.ex3.solution_code)
+WRONG["ex3"].append((_REF_MIX.replace("seed=0):", "seed=1):"), "default is seed=0"))
+_REF_QUALITY = textwrap.dedent(lab07.ex1.solution_code)
+WRONG["ex1"] += [(_REF_QUALITY.replace("< 40", "<= 40"), "fewer than 40 is 'short'"),
+                 (_REF_QUALITY.replace("len(w) >= 4", "len(w) > 4"), "it missed 'off-topic'"),
+                 (_REF_QUALITY.replace("< 0.5", "<= 0.5"), "below 0.5 is 'repetitive'"),
+                 (_REF_QUALITY.replace("words[2:]))", "words[3:]))"), "consecutive triples")]
+
+
 @pytest.mark.parametrize("name, code, expect", [(n, c, e) for n, cases in WRONG.items() for c, e in cases])
 def test_wrong_answers_fail_with_advice(name, code, expect):
     ex = {e.name: e for e in CODING}[name]
@@ -169,3 +178,32 @@ def test_ex1_reference_agrees_with_the_library_on_real_looking_text():
         for text in (doc["text"], doc["text"][: len(doc["text"]) // 2], "- " + doc["text"]):
             assert ns["textbook_quality"](text, doc["title"]) == pretrain.quality_reasons(text, doc["title"])
     assert tuple(ns["PREAMBLES"]) == pretrain.PREAMBLES  # the notebook shows the library's list
+
+
+def test_ex1_boundary_cases_sit_exactly_on_each_rule():
+    import random
+    from fractions import Fraction
+
+    def ratio(words, a, b, c):
+        t = list(zip(words[a:], words[b:], words[c:]))
+        return Fraction(len(set(t)), len(t))
+
+    want = {"exactly 40 words": [], "39 words": ["short"], "distinct triples exactly half": [],
+            "a 4-letter title word, absent": ["off-topic"], "a 4-letter title word, present": []}
+    for seed in range(300):
+        cases = lab07._boundary_cases(random.Random(seed))
+        assert {probe for _, _, probe in cases} == set(want)
+        for text, title, probe in cases:
+            assert pretrain.quality_reasons(text, title) == want[probe], (probe, text, title)
+            words = [w.lower() for w in text.split()]
+            if probe == "exactly 40 words":
+                assert len(words) == 40
+            elif probe == "39 words":
+                assert len(words) == 39
+            elif probe == "distinct triples exactly half":
+                assert ratio(words, 0, 1, 2) == Fraction(1, 2)
+                for wrong in ((0, 2, 2), (0, 0, 2), (0, 1, 3), (0, 1, 1)):
+                    assert ratio(words, *wrong) < Fraction(1, 2), wrong
+            elif probe.startswith("a 4-letter"):
+                assert len([w for w in title.split() if len(w) >= 4]) == 1
+                assert len(next(w for w in title.split() if len(w) >= 4)) == 4

@@ -87,11 +87,45 @@ _QUALITY_ADVICE = {
 }
 
 
+# Word patterns (letters: distinct words; the last one ends the passage with '.') whose distinct
+# consecutive triples are exactly half of all triples, so the 0.5 threshold itself is tested, and
+# whose skip-triples (w0, w2, w2), (w0, w0, w2), (w0, w1, w3) and pairs (w0, w1, w1) fall below half:
+# a triple built from the wrong words is caught.
+_HALF_LOOPS = ("caacccacbabbccacaabcaaccaabbbaccabaaabacaccbcbacacacccad",
+               "bcbbbaaabcbacacbbaacababcabcababbacbcabcaabcad",
+               "ccbacccaccbaaacbcbacabcccbbbcbaacbbbcabbcbbcbcbd")
+_FOUR_LETTER = ("moon", "iron", "silk", "wool", "tide", "lava", "opal", "kelp", "reef", "dune")
+
+
+def _clean_words(rng, n, topic):
+    """A clean passage of exactly n words (one of them the topic) ending in '.'."""
+    words = [rng.choice(_FILLER) for _ in range(n - 1)] + [topic]
+    rng.shuffle(words)
+    return " ".join(words).capitalize() + "."
+
+
+def _boundary_cases(rng):
+    """Drawn on every run: each rule at its exact threshold."""
+    topic = rng.choice(_TOPIC_WORDS)
+    title = topic.capitalize()
+    cases = [(_clean_words(rng, 40, topic), title, "exactly 40 words"),
+             (_clean_words(rng, 39, topic), title, "39 words")]
+    a, b, c = rng.sample(_FILLER, 3)
+    loop = rng.choice(_HALF_LOOPS)
+    words = [{"a": a, "b": b, "c": c, "d": topic + "."}[ch] for ch in loop]
+    cases.append((" ".join(words).capitalize(), title, "distinct triples exactly half"))
+    short = rng.choice(_FOUR_LETTER)  # a title word of exactly 4 letters counts; "The" (3) does not
+    cases.append((_clean_words(rng, rng.randint(40, 60), "the"), f"The {short}", "a 4-letter title word, absent"))
+    cases.append((_clean_words(rng, rng.randint(40, 60), short), rng.choice((short.capitalize(), f"Old {short}")),
+                  "a 4-letter title word, present"))
+    return cases
+
+
 def _check_quality(c) -> str:
     from ..pretrain import quality_reasons
 
     fn = c.get("textbook_quality", callable_=True)
-    cases = [_passage_case(c.rng) for _ in range(40)] + [("", "Anything", "empty")]
+    cases = _boundary_cases(c.rng) + [_passage_case(c.rng) for _ in range(40)] + [("", "Anything", "empty")]
     for text, title, probe in cases:
         label = f"textbook_quality({show_input(text, 60)}, {title!r})"
         got = c.call(fn, text, title, label=label)
@@ -306,6 +340,12 @@ def _check_mix(c) -> str:
     if eligible >= 2 and grouped == eligible:
         c.fail("Every mix returned all documents of one source before the other's: shuffle the combined list, "
                "or a model trained in order sees all the real text, then all the synthetic text.")
+    real, synth, budget, share = cases[-1]
+    label = f"mix_by_tokens(<{len(real)} real docs>, <{len(synth)} synthetic docs>, budget={budget}, share={share})"
+    got = c.call(fn, real, synth, budget, share, label=label)
+    if not isinstance(got, list) or [list(d) for d in got] != [list(d) for d in c.call(fn, real, synth, budget, share, 0, label=label)]:
+        c.fail(f"{label}, called without a seed, gave a different mix from the same call with seed=0; "
+               f"the signature's default is seed=0.")
     label = "mix_by_tokens(real, [], budget=100, share=0.5, seed=0)"
     try:
         got = c.call(fn, _docs(rng, 3, 0), [], 100, 0.5, 0, label=label)
