@@ -165,6 +165,15 @@ def rouge_l_f1(a, b):
     return lcs_length(ta, tb) / len(tb)
 """, "precision or recall alone"),
         ("""
+def rouge_l_f1(a, b):
+    ta, tb = rouge_tokenize(a), rouge_tokenize(b)
+    if not ta or not tb:
+        return 0.0
+    common = lcs_length(ta, tb)
+    precision, recall = common / len(tb), common / len(ta)
+    return 2 * precision * recall / (precision + recall)
+""", "ZeroDivisionError"),
+        ("""
 def lcs_length(a, b):
     return len(set(a) & set(b))
 """, "longest common"),

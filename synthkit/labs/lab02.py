@@ -22,6 +22,19 @@ LAB = "02"
 TITLE = "Self-Instruct and Alpaca: grow a task pool from human seeds"
 NOTEBOOK = "02_self_instruct.ipynb"
 
+# One-slip mutants of the reference solutions that no allowed input can tell apart from them
+# (python -m synthkit.grading.mutants 02 lists the rest, and every one of those fails its check).
+EQUIVALENT_MUTANTS = {
+    "ex3": {
+        "if not ta or not tb: :: `or` -> `and`":
+            "with only one token list empty, lcs_length of an empty list is 0, so the next line "
+            "(`if common == 0`) returns the same 0.0.",
+        "previous = [0] * (len(b) + 1) :: 1 -> 2":
+            "the extra trailing 0 is never read in the loop (j only reaches len(b)) and, when a is empty, "
+            "previous[-1] is 0 either way; once a row is built, previous has the right length again.",
+    },
+}
+
 # Words the random inputs are built from: plain ASCII, so that word boundaries and the
 # rouge-score tokenizer agree with any reasonable reading of "a word".
 _VERBS = ("write", "explain", "list", "name", "describe", "summarize", "translate", "compare",
@@ -330,6 +343,9 @@ def _check_rouge(c) -> str:
     # 2. ROUGE-L F1 on texts, against the exact reference
     vocab = c.rng.sample(_NOUNS + _VERBS + _FILLER, 8) + ["don't", "Café", "e-mail"]
     texts = [("", _random_text(c.rng, vocab, 1, 8)), ("?!", "...")]
+    # two texts with tokens on both sides but none in common (LCS 0), on every run
+    apart = c.rng.sample(_NOUNS + _VERBS, 6)
+    texts.append((_random_text(c.rng, apart[:3], 1, 8), _random_text(c.rng, apart[3:], 1, 8)))
     for _ in range(24):
         a = _random_text(c.rng, vocab)
         b = _random_text(c.rng, vocab) if c.rng.random() < 0.7 else a.upper()
@@ -351,6 +367,9 @@ def _check_rouge(c) -> str:
         elif not ta or not tb:
             why = ("One text has no tokens at all; a score with nothing to compare is 0.0 (and must not "
                    "divide by zero).")
+        elif not common:
+            why = ("The two texts share no token, so their LCS is 0 and so are precision and recall: "
+                   "the score is 0.0 (and must not divide 0 by 0).")
         else:
             why = ("Tokenize both texts with rouge_tokenize (lowercase, runs of a-z and 0-9), then "
                    "F1 = 2·P·R / (P + R) with P = LCS / len(tokens of b) and R = LCS / len(tokens of a).")
