@@ -173,6 +173,21 @@ def copy_layers(teacher_state, keep):
     return out
 """, "embeddings"),
         ("""
+def pick_layers(n, k):
+    return [round(i * (n - 1) / (k - 1)) for i in range(k)]
+def copy_layers(teacher_state, keep):
+    out = {}
+    for name, w in teacher_state.items():
+        p = name.split(".")
+        if len(p) > 4 and p[1] == "layers":
+            if int(p[2]) in keep:
+                p[2] = str(keep.index(int(p[2])))
+                out[".".join(p)] = w
+        else:
+            out[name] = w
+    return out
+""", "as if it were outside the layers"),
+        ("""
 from synthkit.distill import pick_layers, copy_layers
 """, "your own code"),
     ],

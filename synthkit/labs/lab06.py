@@ -264,7 +264,8 @@ ex2 = CodingExercise(
 
 # --- exercise 3: which teacher layers, and copying them -------------------------------------
 _PARTS = ("input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.k_proj.weight",
-          "mlp.down_proj.weight", "post_attention_layernorm.weight")
+          "mlp.down_proj.weight", "post_attention_layernorm.weight",
+          "layer_scale")  # a parameter of the decoder layer itself: 'model.layers.<i>.layer_scale', 4 parts
 
 
 def _fake_state(nrng, n: int) -> dict:
@@ -330,6 +331,11 @@ def _check_layers(c) -> str:
             c.fail(f"{label} kept the teacher's layer numbers; the student's layers are numbered 0 to "
                    f"{len(keep) - 1}: teacher layer keep[j] becomes student layer j.")
         extra = sorted(set(got) - set(want))
+        short = [k for k in extra if k in state and len(k.split(".")) == 4]
+        if short:
+            c.fail(f"{label} kept {short[0]!r} under the teacher's name, as if it were outside the layers. "
+                   f"It is a weight the teacher's layer holds itself ('model.layers.<number>.<rest>' with a "
+                   f"one-part rest): renumber or drop it with that layer's other weights.")
         if extra:
             prefix = (" Does a test like name.startswith('model.layers.1') also match 'model.layers.10...'? "
                       "Compare the layer number as a number." if ".layers." in extra[0] else "")
@@ -353,7 +359,18 @@ def _check_layers(c) -> str:
                                    if str(source).startswith(str(keep[j])) else "."))
                 c.fail(f"{label}: {name!r} is not the teacher's weight it should be.{hint}")
     return (f"{len(pairs)} (n, k) pairs give evenly spaced layers with both ends kept, and {len(trials)} "
-            f"fresh weight tables of 12 to 24 layers are copied under the right names.")
+            f"fresh weight tables of 12 to 24 layers (including weights a layer holds itself, "
+            f"'model.layers.<i>.layer_scale') are copied under the right names.")
+
+
+EQUIVALENT_MUTANTS = {"ex3": {
+    'if len(parts) > 3 and parts[0] == "model" and parts[1] == "layers": :: `>` -> `>=`':
+        "only a 3-part name 'model.layers.X' could tell them apart, and none exists: model.layers is a "
+        "ModuleList, which holds no weights of its own, so every weight under it is model.layers.<i>.<rest>",
+    'if len(parts) > 3 and parts[0] == "model" and parts[1] == "layers": :: 3 -> 2':
+        "same as `>` -> `>=`: it differs only on a 3-part name 'model.layers.X', which no weight table has "
+        "(model.layers is a ModuleList with no weights of its own)",
+}}
 
 
 ex3 = CodingExercise(
