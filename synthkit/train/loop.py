@@ -343,15 +343,15 @@ def warmup_steps(warmup, total_steps: int) -> int:
 class Method:
     """What one way of training brings to `run`; everything else is the loop's.
 
-    batches(step): that optimizer step's micro-batches. size(micro-batch): what it weighs in
-    its step (taught tokens, pairs). loss(net, micro-batch, total): the micro-batch's loss
-    under `net` (what `start` returned) divided by `total`, the summed size of the step's
-    micro-batches (so the gradients that add up over a step are those of one big batch,
-    however it is split), and {result field: number} to log, likewise a share of the step's
-    value; a number may be a tensor (read after the backward pass). Each step, list fields
-    get the step's sum appended, counters add it.
-    fields: what a result keeps of a run (the loop logs "lrs" and "step_seconds" when they
-    are among them, and adds to "train_seconds"), carried by checkpoints.
+    Each optimizer step, the loop asks `batches(step)` for the step's micro-batches and, for
+    each, `loss(net, micro_batch, total)` (`net`: what `start` returned). It returns a tensor
+    to backpropagate, the micro-batch's loss divided by `total`, the summed `size` of the
+    step's micro-batches (taught tokens, pairs), so the gradients that add up over a step are
+    those of one big batch however it is split; and {result field: number} to log, each a
+    share of the step's value likewise (a tensor is read after the backward pass). The step's
+    sums go into the result: list fields get them appended, counters add them up.
+    `fields`: what the result keeps of a run, and a checkpoint carries; the loop logs "lrs"
+    and "step_seconds" there too when they are among them, and adds up "train_seconds".
     """
 
     name: str  # the progress bar's label
@@ -383,8 +383,10 @@ def run(method: Method, result, *, settings: dict, precision: Precision, lr: flo
     trained model at the end; resume=True goes on from the last checkpoint, or loads a run
     that already finished instead of training. eval_every: method.evaluate every so many
     steps, and at the end."""
+    if resume and out_dir is None:
+        raise TrainingError("resume needs out_dir=, the folder the checkpoints went to")
     out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and out_dir is not None and method.finished(out_dir):
+    if resume and method.finished(out_dir):
         return result
     net = method.start()
     params = [p for p in net.parameters() if p.requires_grad]
@@ -413,8 +415,8 @@ def run(method: Method, result, *, settings: dict, precision: Precision, lr: flo
             done = result.steps == result.total_steps
             if method.evaluate is not None and (done or (eval_every and result.steps % eval_every == 0)):
                 _evaluate(method, net, result)
-            if out_dir is not None and not done and (result.steps % save_every == 0 if save_every
-                                                     else time.perf_counter() - last_save > 60):
+            due = result.steps % save_every == 0 if save_every else time.perf_counter() - last_save > 60
+            if out_dir is not None and not done and due:
                 save_checkpoint(out_dir / "checkpoint", net, method.tokenizer,
                                 _state(settings, optimizer, scheduler, result, method.fields))
                 last_save = time.perf_counter()
@@ -457,8 +459,8 @@ def _step(method: Method, step: int, net, params, optimizer, precision: Precisio
                 numbers[k] = numbers.get(k, 0) + (v.item() if torch.is_tensor(v) else v)
         torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
         optimizer.step()
-        if precision.device_type == "cuda":
-            torch.cuda.synchronize()  # so the step's time is its own
+        if params[0].device.type == "cuda":
+            torch.cuda.synchronize(params[0].device)  # so the step's time is its own
     except Exception as e:
         if is_out_of_memory(e):
             raise method.out_of_memory(str(params[0].device)) from None
