@@ -6,10 +6,11 @@
     run = sft(student, records)          # trains `student` in place; run.losses, run.tokens_per_s
     fast = to_llamacpp(student)          # the trained weights on llama.cpp, for fast sampling
 
-Modules: `data` (records -> taught tokens -> batches), `loop` (precision, loss,
-schedule, checkpoints, errors), `sft` (the loop itself), `dpo` (preference pairs), `export`
-(GGUF for llama.cpp), `tiny` (a small GPT trained from scratch: tokenizer, model, pretraining,
-perplexity, sampling).
+Modules: `data` (records -> taught tokens -> batches), `loop` (the one training loop,
+`run`, with its precision, schedule, resume, evaluation, checkpoints and errors), and the
+methods that hand it their batches, loss and result fields: `sft` (fine-tuning), `kd`
+(distillation), `dpo` (preference pairs), `tiny` (a small GPT trained from scratch: tokenizer,
+model, pretraining, perplexity, sampling); `export` (GGUF for llama.cpp).
 """
 from .data import DataError
 from .dpo import DPOResult, dpo, dpo_loss

@@ -17,8 +17,9 @@ Everything the loop needs is in this file:
   before training (and saved beside the checkpoints, so a resumed run uses the
   *starting* model's numbers, not its own);
 * `dpo_loss`: the equation above, returning the loss and both implicit rewards;
-* `dpo`: the loop, in the same shape as `sft` (progress, tokens/s, bf16 autocast where
-  the CPU is fast, checkpoints and resume) that records the reward margin at each step.
+* `dpo`: training on the pairs with the course's one loop (`loop.run`: progress,
+  tokens/s, bf16 autocast where the CPU is fast, checkpoints and resume), recording the
+  reward margin at each step.
 
 The loss is tested against TRL's implementation (tests/test_dpo.py).
 """
@@ -27,18 +28,17 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ..bars import bar as progress_bar
-from .data import IGNORE, DataError, Example, collate, encode, plan_batches
-from .loop import (TrainingError, _parts, check_settings, find_checkpoint, is_out_of_memory, load_finished,
-                   out_of_memory_error, pick_precision, restore_checkpoint, rng_state, save_checkpoint,
-                   seed_everything, settings_digest, warmup_cosine)
-from .sft import SUMMARY_FILE, _save_final
+from .data import IGNORE, DataError, Example, collate, encode
+from .loop import (TrainingError, _parts, check_settings, find_checkpoint, fp32_master, model_method,
+                   out_of_memory_error, pick_precision, plan_steps, run, seed_everything, settings_digest,
+                   torch_model, warmup_steps)
 
 # beta 0.1 is the paper's and TRL's default. lr: DPO moves a model further per step than
 # SFT does (the loss pushes two sequences apart), so it trains at a smaller rate; 5e-6
@@ -270,10 +270,8 @@ def dpo(policy, pairs, *, beta: float = DEFAULT_BETA, epochs: float = 1, max_ste
     saved there too, so a resumed run keeps the starting model's numbers.
     """
     t_start = time.perf_counter()
-    net = getattr(policy, "model", None)
-    if getattr(policy, "backend", None) != "torch" or not isinstance(net, torch.nn.Module):
-        raise TrainingError("dpo trains a torch-backend model: policy = load_model(backend='torch') "
-                            "(train there, then synthkit.train.to_llamacpp(policy) for fast sampling)")
+    net = torch_model(policy, "dpo trains a torch-backend model: policy = load_model(backend='torch') "
+                              "(train there, then synthkit.train.to_llamacpp(policy) for fast sampling)")
     if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not math.isfinite(beta) or beta <= 0:
         raise TrainingError(f"beta must be a positive number (0.1 is usual); got {beta!r}")
     check_settings(lr=lr, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
@@ -282,113 +280,55 @@ def dpo(policy, pairs, *, beta: float = DEFAULT_BETA, epochs: float = 1, max_ste
         raise TrainingError("resume and save_every need out_dir=, the folder checkpoints go to")
 
     examples = encode_pairs(policy, pairs, max_len)
-    lengths = [len(p.chosen.ids) + len(p.rejected.ids) for p in examples]
-    per_epoch = math.ceil(len(examples) / batch_size)
-    if max_steps is not None:
-        total_steps = max_steps
-        plan = plan_batches(lengths, batch_size, math.ceil(max_steps * grad_accum / per_epoch), seed)
-    else:
-        total_steps = max(1, math.ceil(epochs * per_epoch / grad_accum))
-        plan = plan_batches(lengths, batch_size, math.ceil(epochs), seed)
-    warmup_steps = int(warmup) if isinstance(warmup, int) or warmup >= 1 else round(warmup * total_steps)
+    ref = None  # the reference log-probs of every pair, (n_pairs, 2): `start` reads or computes them
+    total_steps, batches = plan_steps([len(p.chosen.ids) + len(p.rejected.ids) for p in examples], batch_size,
+                                      grad_accum, epochs, max_steps, seed,
+                                      lambda mb: (pair_batch([examples[i] for i in mb], policy.pad_id), ref[mb]))
+    n_warmup = warmup_steps(warmup, total_steps)
     settings = dict(pairs=settings_digest([[p.chosen.ids, p.chosen.taught, p.rejected.ids, p.rejected.taught]
-                                   for p in examples]),
+                                           for p in examples]),
                     beta=beta, batch_size=batch_size, grad_accum=grad_accum, total_steps=total_steps, lr=lr,
-                    warmup_steps=warmup_steps, max_len=max_len, seed=seed)
-
+                    warmup_steps=n_warmup, max_len=max_len, seed=seed)
     device = net.device
     prec = pick_precision(device, precision)
     result = DPOResult(total_steps=total_steps, pairs=len(examples), beta=beta, precision=prec.name,
                        device=str(device))
     out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and load_finished(out_dir, SUMMARY_FILE, settings, policy.model, result, RESULT_FIELDS):
-        result.seconds = time.perf_counter() - t_start
-        return result
 
-    if any(p.dtype != torch.float32 for p in net.parameters()):
-        policy.model = net = net.float()  # fp32 master weights; bf16 comes from autocast
-        policy.dtype = torch.float32
-    ref = _reference(policy, examples, settings, prec, out_dir, batch_size, progress, result)
+    def start() -> torch.nn.Module:
+        nonlocal ref
+        net = fp32_master(policy)  # fp32 master weights; bf16 comes from autocast
+        ref = _reference(policy, examples, settings, prec, out_dir, batch_size, progress, result)
+        seed_everything(seed)
+        return net
 
-    seed_everything(seed)
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    scheduler = warmup_cosine(optimizer, warmup_steps, total_steps)
-    if resume and (ckpt := find_checkpoint(out_dir)) is not None:
-        restore_checkpoint(ckpt, settings, net, optimizer, scheduler, result, RESULT_FIELDS)
-    if save_every is None and out_dir is not None:
-        save_every = 50
-
-    bar = None
-    if progress:
-        bar = progress_bar(total=total_steps, initial=result.steps, desc="dpo", unit="step")
-    net.train()
-    try:
-        for step in range(result.steps, total_steps):
-            t0 = time.perf_counter()
-            micro = plan[step * grad_accum:(step + 1) * grad_accum]
-            try:
-                stats = _train_step(net, examples, micro, ref, beta, prec, device, policy.pad_id)
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-                optimizer.step()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-            except Exception as e:
-                if is_out_of_memory(e):
-                    raise out_of_memory_error(batch_size, max_len, grad_accum, str(device)) from None
-                raise
-            result.lrs.append(scheduler.get_last_lr()[0])
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            for name in ("losses", "margins", "chosen_rewards", "rejected_rewards", "accuracies"):
-                getattr(result, name).append(stats[name])
-            result.steps, result.tokens = step + 1, result.tokens + stats["tokens"]
-            result.step_seconds.append(time.perf_counter() - t0)
-            result.train_seconds += result.step_seconds[-1]
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"loss {stats['losses']:.3f}, margin {stats['margins']:+.3f}, "
-                                    f"{result.tokens_per_s:.0f} tok/s", refresh=False)
-            if out_dir is not None and result.steps < total_steps and result.steps % save_every == 0:
-                save_checkpoint(out_dir / "checkpoint", net, policy.tokenizer,
-                                {"settings": settings, "optimizer": optimizer.state_dict(),
-                                 "scheduler": scheduler.state_dict(), "rng": rng_state(), "step": result.steps,
-                                 "total_steps": total_steps, "result": asdict(result)})
-    finally:
-        if bar is not None:
-            bar.close()
-        net.eval()
-    if out_dir is not None:
-        result.checkpoint = str(_save_final(out_dir, policy, settings, result))
+    method = model_method(
+        policy, settings, result, name="dpo", start=start, batches=batches, fields=RESULT_FIELDS,
+        size=lambda b: len(b[1]), loss=lambda net, b, n_pairs: _train_step(net, b, n_pairs, beta, device),
+        postfix=lambda r: f"loss {r.losses[-1]:.3f}, margin {r.margins[-1]:+.3f}, {r.tokens_per_s:.0f} tok/s",
+        out_of_memory=lambda where: out_of_memory_error(batch_size, max_len, grad_accum, where))
+    run(method, result, settings=settings, precision=prec, lr=lr, warmup_steps=n_warmup,
+        max_grad_norm=max_grad_norm, out_dir=out_dir, save_every=50 if save_every is None else save_every,
+        resume=resume, progress=progress)
     result.seconds = time.perf_counter() - t_start
-    if progress:
-        print(result)
     return result
 
 
-def _train_step(net, examples, micro, ref, beta, prec, device, pad_id) -> dict:
-    """Forward and backward over one optimizer step's micro-batches of pairs. Each
-    micro-batch's mean loss is weighted by its share of the step's pairs, so the
-    gradient is that of one big batch."""
-    n_pairs = sum(len(mb) for mb in micro)
-    sums = {"losses": 0.0, "margins": 0.0, "chosen_rewards": 0.0, "rejected_rewards": 0.0, "accuracies": 0.0}
-    tokens = 0
-    for mb in micro:
-        b = {k: v.to(device) for k, v in pair_batch([examples[i] for i in mb], pad_id).items()}
-        r = ref[mb].to(device)
-        with prec.autocast():
-            logps = sequence_logps(net, b).float()
-        k = len(mb)
-        loss, chosen_r, rejected_r = dpo_loss(logps[:k], logps[k:], r[:, 0], r[:, 1], beta)
-        (loss * k / n_pairs).backward()
-        with torch.no_grad():
-            sums["losses"] += loss.item() * k
-            sums["margins"] += (chosen_r - rejected_r).sum().item()
-            sums["chosen_rewards"] += chosen_r.sum().item()
-            sums["rejected_rewards"] += rejected_r.sum().item()
-            sums["accuracies"] += (chosen_r > rejected_r).float().sum().item()
-        tokens += int(b["attention_mask"].sum())
-    return {**{k: v / n_pairs for k, v in sums.items()}, "tokens": tokens}
+def _train_step(net, batch, n_pairs: int, beta: float, device) -> tuple[torch.Tensor, dict]:
+    """The DPO loss of one micro-batch of an optimizer step's `n_pairs` pairs, weighted by
+    its share of them (so the step's gradient is that of one big batch), and what it logs:
+    the loss, the mean margin, both rewards and the accuracy, likewise shares of the step's."""
+    b, r = batch
+    b, r = {k: v.to(device) for k, v in b.items()}, r.to(device)
+    logps = sequence_logps(net, b).float()
+    k = len(r)
+    loss, chosen_r, rejected_r = dpo_loss(logps[:k], logps[k:], r[:, 0], r[:, 1], beta)
+    with torch.no_grad():
+        logged = {"losses": loss.item() * k, "margins": (chosen_r - rejected_r).sum().item(),
+                  "chosen_rewards": chosen_r.sum().item(), "rejected_rewards": rejected_r.sum().item(),
+                  "accuracies": (chosen_r > rejected_r).float().sum().item()}
+    return loss * k / n_pairs, {**{name: v / n_pairs for name, v in logged.items()},
+                                "tokens": int(batch[0]["attention_mask"].sum())}
 
 
 def _reference(policy, examples, settings, prec, out_dir, batch_size, progress, result) -> torch.Tensor:

@@ -31,8 +31,9 @@ and at T = 2, every arm at its own learning rate):
 - "soft": the KD loss above on the same positions;
 - "both": alpha · hard + (1 - alpha) · soft.
 
-The loop is `sft`'s (same batches, precision, schedule, checkpoints and resume; see
-`synthkit.train.sft`), with the teacher's targets carried alongside each example.
+The loop is the course's one loop (`loop.run`: the same batches as `sft`, precision,
+schedule, checkpoints and resume), with the teacher's targets carried alongside each
+example; this file adds only the distillation loss of a micro-batch.
 """
 from __future__ import annotations
 
@@ -44,12 +45,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import IGNORE, Example, collate, plan_batches
-from .loop import (TrainingError, _parts, check_settings, find_checkpoint, is_out_of_memory, load_finished,
-                   out_of_memory_error, pick_precision, restore_checkpoint, save_checkpoint, seed_everything,
-                   settings_digest, warmup_cosine)
+from .data import IGNORE, Example, collate
+from .loop import (TrainingError, _parts, check_settings, evaluator, fp32_master, model_method, out_of_memory_error,
+                   pick_precision, plan_steps, run, seed_everything, settings_digest, torch_model, warmup_steps)
 from .sft import RESULT_FIELDS as SFT_FIELDS
-from .sft import SUMMARY_FILE, SFTResult, _evaluate, _save_final, _state
+from .sft import SFTResult
 
 MODES = ("hard", "soft", "both")
 DEFAULT_TEMPERATURE = 2.0
@@ -217,13 +217,50 @@ def train_student(student, targets: Targets, *, mode: str = "soft", temperature:
     teacher's `targets`, in place. mode: "hard", "soft" or "both" (see the module notes);
     every mode sees the same batches, so arms trained for the same steps saw the same
     tokens. The other arguments are `sft`'s, with the same meaning."""
-    from pathlib import Path
-
     t_start = time.perf_counter()
-    model = getattr(student, "model", None)
-    if getattr(student, "backend", None) != "torch" or not isinstance(model, torch.nn.Module):
-        raise TrainingError("train_student trains a torch-backend model: student = "
-                            "synthkit.distill.make_student(teacher, 'layers:6') or load_model(path, backend='torch')")
+    model = torch_model(student, "train_student trains a torch-backend model: student = synthkit.distill."
+                                 "make_student(teacher, 'layers:6') or load_model(path, backend='torch')")
+    temperature = _check_kd(student, targets, mode, temperature, alpha)
+    lengths = [len(e.ids) for e in targets.examples]
+    check_settings(lr=lr, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
+                   max_len=max(2, max(lengths)), warmup=warmup, n_ctx=student.n_ctx)
+    if (resume or save_every) and out_dir is None:
+        raise TrainingError("resume and save_every need out_dir=, the folder checkpoints go to")
+
+    total_steps, batches = plan_steps(lengths, batch_size, grad_accum, epochs, max_steps, seed,
+                                      lambda mb: targets.batch(mb, student.pad_id))
+    n_warmup = warmup_steps(warmup, total_steps)
+    settings = dict(examples=settings_digest([e.ids for e in targets.examples] + [e.taught for e in targets.examples]),
+                    teacher=targets.teacher, k=targets.k, mode=mode, temperature=temperature,
+                    alpha=alpha if mode == "both" else None, batch_size=batch_size, grad_accum=grad_accum,
+                    total_steps=total_steps, lr=lr, warmup_steps=n_warmup, seed=seed,
+                    weight_decay=weight_decay, lora=False)
+    device = model.device
+    prec = pick_precision(device, precision)
+    result = KDResult(total_steps=total_steps, examples=len(targets), precision=prec.name, device=str(device),
+                      mode=mode, temperature=temperature, alpha=alpha, top_k=targets.k)
+
+    def start() -> torch.nn.Module:
+        net = fp32_master(student)  # fp32 master weights, bf16 by autocast
+        seed_everything(seed)
+        return net
+
+    method = model_method(
+        student, settings, result, name=f"distil ({mode})", start=start, batches=batches, fields=RESULT_FIELDS,
+        size=lambda b: len(b[1]),  # taught tokens: one row of teacher targets each
+        loss=lambda net, b, taught: _kd_loss(net, b, taught, device, mode, temperature, alpha),
+        evaluate=evaluator(eval_fn, student),
+        postfix=lambda r: f"loss {r.losses[-1]:.3f}, KL {r.kls[-1]:.3f}, {r.tokens_per_s:.0f} tok/s",
+        out_of_memory=lambda where: out_of_memory_error(batch_size, max(lengths), grad_accum, where))
+    run(method, result, settings=settings, precision=prec, lr=lr, warmup_steps=n_warmup, weight_decay=weight_decay,
+        max_grad_norm=max_grad_norm, eval_every=eval_every, out_dir=out_dir,
+        save_every=50 if save_every is None else save_every, resume=resume, progress=progress)
+    result.seconds = time.perf_counter() - t_start
+    return result
+
+
+def _check_kd(student, targets, mode, temperature, alpha) -> float:
+    """Refuse a distillation that cannot run, naming the fix; returns the temperature."""
     if mode not in MODES:
         raise TrainingError(f"mode={mode!r}: choose 'hard' (the teacher's tokens), 'soft' (its "
                             f"distribution) or 'both'")
@@ -236,126 +273,27 @@ def train_student(student, targets: Targets, *, mode: str = "soft", temperature:
     if student.n_vocab < max(int(i.max()) for i in targets.ids if len(i)) + 1:
         raise TrainingError(f"the student's vocabulary ({student.n_vocab}) is smaller than the teacher's: "
                             f"distillation needs a student with the teacher's tokenizer")
-    check_settings(lr=lr, batch_size=batch_size, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
-                   max_len=max(2, max(len(e.ids) for e in targets.examples)), warmup=warmup,
-                   n_ctx=student.n_ctx)
-    if (resume or save_every) and out_dir is None:
-        raise TrainingError("resume and save_every need out_dir=, the folder checkpoints go to")
-
-    lengths = [len(e.ids) for e in targets.examples]
-    per_epoch = math.ceil(len(lengths) / batch_size)
-    if max_steps is not None:
-        total_steps = max_steps
-        plan = plan_batches(lengths, batch_size, math.ceil(max_steps * grad_accum / per_epoch), seed)
-    else:
-        total_steps = max(1, math.ceil(epochs * per_epoch / grad_accum))
-        plan = plan_batches(lengths, batch_size, math.ceil(epochs), seed)
-    warmup_steps = int(warmup) if isinstance(warmup, int) or warmup >= 1 else round(warmup * total_steps)
-    settings = dict(examples=settings_digest([e.ids for e in targets.examples] + [e.taught for e in targets.examples]),
-                    teacher=targets.teacher, k=targets.k, mode=mode, temperature=temperature,
-                    alpha=alpha if mode == "both" else None, batch_size=batch_size, grad_accum=grad_accum,
-                    total_steps=total_steps, lr=lr, warmup_steps=warmup_steps, seed=seed,
-                    weight_decay=weight_decay, lora=False)
-
-    device = model.device
-    prec = pick_precision(device, precision)
-    result = KDResult(total_steps=total_steps, examples=len(targets), precision=prec.name, device=str(device),
-                      mode=mode, temperature=temperature, alpha=alpha, top_k=targets.k)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    if resume and load_finished(out_dir, SUMMARY_FILE, settings, student.model, result, RESULT_FIELDS):
-        result.seconds = time.perf_counter() - t_start
-        return result
-    if any(p.dtype != torch.float32 for p in model.parameters()):
-        student.model = model = model.float()  # fp32 master weights, bf16 by autocast
-        student.dtype = torch.float32
-    seed_everything(seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    scheduler = warmup_cosine(optimizer, warmup_steps, total_steps)
-    if resume and (ckpt := find_checkpoint(out_dir)) is not None:
-        restore_checkpoint(ckpt, settings, model, optimizer, scheduler, result, RESULT_FIELDS)
-    if save_every is None and out_dir is not None:
-        save_every = 50
-
-    bar = _bar(total_steps, result.steps, progress, mode)
-    model.train()
-    try:
-        for step in range(result.steps, total_steps):
-            t0 = time.perf_counter()
-            micro = plan[step * grad_accum:(step + 1) * grad_accum]
-            try:
-                loss, hard, kl, tokens = _kd_step(model, [targets.batch(mb, student.pad_id) for mb in micro],
-                                                  prec, device, mode, temperature, alpha)
-                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
-                optimizer.step()
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-            except Exception as e:
-                if is_out_of_memory(e):
-                    raise out_of_memory_error(batch_size, max(lengths), grad_accum, str(device)) from None
-                raise
-            result.lrs.append(scheduler.get_last_lr()[0])
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            result.losses.append(loss)
-            result.hard_losses.append(hard)
-            result.kls.append(kl)
-            result.steps, result.tokens = step + 1, result.tokens + tokens
-            result.taught_tokens += sum(len(targets.ids[i]) for mb in micro for i in mb)
-            result.step_seconds.append(time.perf_counter() - t0)
-            result.train_seconds += result.step_seconds[-1]
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"loss {loss:.3f}, KL {kl:.3f}, {result.tokens_per_s:.0f} tok/s", refresh=False)
-            done = result.steps == total_steps
-            if eval_fn is not None and (done or (eval_every and result.steps % eval_every == 0)):
-                _evaluate(eval_fn, student, model, result)
-            if out_dir is not None and not done and result.steps % save_every == 0:
-                save_checkpoint(out_dir / "checkpoint", model, student.tokenizer,
-                                _state(settings, optimizer, scheduler, result))
-    finally:
-        if bar is not None:
-            bar.close()
-        model.eval()
-    if out_dir is not None:
-        result.checkpoint = str(_save_final(out_dir, student, settings, result))
-    result.seconds = time.perf_counter() - t_start
-    if progress:
-        print(result)
-    return result
+    return temperature
 
 
-def _kd_step(model, batches, prec, device, mode: str, temperature: float, alpha: float):
-    """Forward and backward over one optimizer step's micro-batches; returns (trained loss,
-    hard loss, KL at T=1, real tokens), each loss per taught token of the whole step."""
-    taught = sum(len(ids) for _, ids, _ in batches)
-    total = hard_total = kl_total = 0.0
-    tokens = 0
-    decoder, head = _parts(model)
-    for b, ids, lps in batches:
-        b = {k: v.to(device) for k, v in b.items()}
-        ids, lps = ids.to(device), lps.to(device)
-        with prec.autocast():
-            hidden = decoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                             use_cache=False).last_hidden_state
-            where = b["labels"] != IGNORE
-            logits = head(hidden[where]).float()
-        hard = F.cross_entropy(logits, b["labels"][where], reduction="sum")
-        soft = sparse_kd_loss(logits, ids, lps, temperature, reduction="sum") if mode != "hard" else None
-        loss = hard if mode == "hard" else soft if mode == "soft" else alpha * hard + (1 - alpha) * soft
-        (loss / taught).backward()
-        with torch.no_grad():
-            kl1 = soft if (soft is not None and temperature == 1.0) else \
-                sparse_kd_loss(logits.detach(), ids, lps, 1.0, reduction="sum")
-        total += loss.item() / taught
-        hard_total += hard.item() / taught
-        kl_total += kl1.item() / taught
-        tokens += int(b["attention_mask"].sum())
-    return total, hard_total, kl_total, tokens
-
-
-def _bar(total: int, done: int, enabled: bool, mode: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=done, desc=f"distil ({mode})", unit="step", dynamic_ncols=True)
+def _kd_loss(net, batch, taught: int, device, mode: str, temperature: float, alpha: float):
+    """The trained loss of one micro-batch per taught token of its step (`taught` in all),
+    and what it logs: that loss, the hard loss (cross-entropy on the teacher's tokens) and
+    the KL to the teacher at T=1, likewise per taught token, and the tokens seen."""
+    b, ids, lps = batch
+    b = {k: v.to(device) for k, v in b.items()}
+    ids, lps = ids.to(device), lps.to(device)
+    decoder, head = _parts(net)
+    hidden = decoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                     use_cache=False).last_hidden_state
+    where = b["labels"] != IGNORE
+    logits = head(hidden[where]).float()
+    hard = F.cross_entropy(logits, b["labels"][where], reduction="sum")
+    soft = sparse_kd_loss(logits, ids, lps, temperature, reduction="sum") if mode != "hard" else None
+    loss = hard if mode == "hard" else soft if mode == "soft" else alpha * hard + (1 - alpha) * soft
+    with torch.no_grad():
+        kl1 = soft if (soft is not None and temperature == 1.0) else \
+            sparse_kd_loss(logits.detach(), ids, lps, 1.0, reduction="sum")
+    return loss / taught, {"losses": loss.item() / taught, "hard_losses": hard.item() / taught,
+                           "kls": kl1.item() / taught, "tokens": int(batch[0]["attention_mask"].sum()),
+                           "taught_tokens": len(ids)}

@@ -1,27 +1,36 @@
-"""Pieces every training loop in the course shares: precision, the loss on taught
-tokens only, the learning-rate schedule, checkpoints, and errors that name the fix.
+"""The one training loop of the course, and the pieces it is made of.
 
-Each piece is a short function so that a loop (`sft.py`) reads top to bottom like the
-textbook version: for each step, for each micro-batch, loss, backward; clip, step, schedule.
+`run` trains for every method: SFT (`sft.py`), distillation (`kd.py`), DPO (`dpo.py`)
+and tiny-model pretraining (`tiny.py`). A method says only what is its own, in a
+`Method`: how a step's micro-batches are made, the loss of one micro-batch (and the
+numbers worth logging), and which result fields it keeps. The loop owns the rest, once:
+the optimizer and its schedule, precision, gradient accumulation and clipping, resuming
+a killed run, out-of-memory errors that name the fix, evaluation, the progress bar and
+checkpoints. It reads like the textbook version (nanoGPT's one loop): for each step, for
+each micro-batch, loss, backward; clip, step, schedule; log, evaluate, checkpoint.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import math
 import os
 import random
 import shutil
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..bars import bar
 from ..errors import SynthkitError
-from .data import IGNORE
+from .data import IGNORE, plan_batches
 
 
 class TrainingError(SynthkitError):
@@ -299,3 +308,242 @@ def check_settings(*, lr, batch_size, grad_accum, epochs, max_steps, max_len, wa
     if max_len > n_ctx:
         raise TrainingError(f"max_len={max_len} is longer than the model's context of {n_ctx} tokens; "
                             f"use max_len <= {n_ctx}")
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+def plan_steps(lengths: list[int], batch_size: int, grad_accum: int, epochs: float, max_steps: int | None,
+               seed: int, encode: Callable[[list[int]], object]) -> tuple[int, Callable[[int], list]]:
+    """(total optimizer steps, step -> that step's `grad_accum` micro-batches) of a run over
+    examples of these lengths: `epochs` passes, or `max_steps` (which wins, cycling the data).
+
+    The micro-batches (lists of example indices, similar lengths together: `data.plan_batches`)
+    are fixed by the seed up front, so a resumed run trains on exactly the ones it had not
+    reached; `encode(indices)` turns one into what the method's loss takes."""
+    per_epoch = math.ceil(len(lengths) / batch_size)
+    if max_steps is not None:
+        total_steps, epochs = max_steps, max_steps * grad_accum / per_epoch
+    else:
+        total_steps = max(1, math.ceil(epochs * per_epoch / grad_accum))
+    plan = plan_batches(lengths, batch_size, math.ceil(epochs), seed)
+
+    def batches(step: int) -> list:
+        return [encode(mb) for mb in plan[step * grad_accum:(step + 1) * grad_accum]]
+    return total_steps, batches
+
+
+def warmup_steps(warmup, total_steps: int) -> int:
+    """`warmup` as a number of steps (an int, or a float >= 1) or a fraction of the run (a float < 1)."""
+    return int(warmup) if isinstance(warmup, int) or warmup >= 1 else round(warmup * total_steps)
+
+
+# --- the loop --------------------------------------------------------------------------------------
+
+@dataclass
+class Method:
+    """What one way of training brings to `run`; everything else is the loop's.
+
+    Each optimizer step, the loop asks `batches(step)` for the step's micro-batches and, for
+    each, `loss(net, micro_batch, total)` (`net`: what `start` returned). It returns a tensor
+    to backpropagate, the micro-batch's loss divided by `total`, the summed `size` of the
+    step's micro-batches (taught tokens, pairs), so the gradients that add up over a step are
+    those of one big batch however it is split; and {result field: number} to log, each a
+    share of the step's value likewise (a tensor is read after the backward pass). The step's
+    sums go into the result: list fields get them appended, counters add them up.
+    `fields`: what the result keeps of a run, and a checkpoint carries; the loop logs "lrs"
+    and "step_seconds" there too when they are among them, and adds up "train_seconds".
+    """
+
+    name: str  # the progress bar's label
+    start: Callable[[], torch.nn.Module]  # ready the model once the run will train; returns what trains
+    batches: Callable[[int], list]
+    loss: Callable[[torch.nn.Module, object, float], tuple[torch.Tensor, dict]]
+    fields: tuple[str, ...]
+    save: Callable[[Path], None]  # write the trained model, and what the run did, to out_dir
+    finished: Callable[[Path], bool]  # load a finished run from out_dir; False when there is none
+    out_of_memory: Callable[[str], TrainingError]  # device -> the error that names the fix
+    size: Callable[[object], float] = lambda micro_batch: 1
+    postfix: Callable[[object], str] = lambda result: f"loss {result.losses[-1]:.3f}"  # progress bar text
+    evaluate: Callable[[int], object] | None = None  # step -> an entry for the result's `eval_field`
+    eval_field: str = "evals"
+    stop: Callable[[torch.nn.Module], None] | None = None  # after training, also after an error
+    tokenizer: object = None  # saved with each checkpoint
+
+
+def run(method: Method, result, *, settings: dict, precision: Precision, lr: float, warmup_steps: int,
+        weight_decay: float = 0.0, decay_vectors: bool = True, betas=(0.9, 0.999), max_grad_norm: float = 1.0,
+        eval_every: int | None = None, out_dir=None, save_every: int | None = None, resume: bool = False,
+        progress: bool = True):
+    """Train with `method` from result.steps to result.total_steps, filling `result` in; returns it.
+
+    AdamW at peak rate `lr` with `warmup_cosine`'s schedule (weight decay on 1-D weights
+    too unless decay_vectors=False), gradients clipped to `max_grad_norm`, autocast by
+    `precision`. settings: what must match for a run to be resumed or reused. With
+    out_dir: a checkpoint every `save_every` steps (None: about once a minute) and the
+    trained model at the end; resume=True goes on from the last checkpoint, or loads a run
+    that already finished instead of training. eval_every: method.evaluate every so many
+    steps, and at the end."""
+    if resume and out_dir is None:
+        raise TrainingError("resume needs out_dir=, the folder the checkpoints went to")
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if resume and method.finished(out_dir):
+        return result
+    net = method.start()
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = _adamw(params, lr, weight_decay, decay_vectors, betas)
+    scheduler = warmup_cosine(optimizer, warmup_steps, result.total_steps)
+    if resume and (ckpt := find_checkpoint(out_dir)) is not None:
+        restore_checkpoint(ckpt, settings, net, optimizer, scheduler, result, method.fields,
+                           lora=hasattr(net, "get_base_model"))
+    steps_bar = bar(total=result.total_steps, initial=result.steps, desc=method.name, unit="step") \
+        if progress else None
+    net.train()
+    last_save = time.perf_counter()
+    try:
+        for step in range(result.steps, result.total_steps):
+            t0 = time.perf_counter()
+            numbers = _step(method, step, net, params, optimizer, precision, max_grad_norm)
+            numbers["lrs"] = scheduler.get_last_lr()[0]
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            numbers["step_seconds"] = numbers["train_seconds"] = time.perf_counter() - t0
+            _record(result, numbers, method.fields)
+            result.steps = step + 1
+            if steps_bar is not None:
+                steps_bar.update(1)
+                steps_bar.set_postfix_str(method.postfix(result), refresh=False)
+            done = result.steps == result.total_steps
+            if method.evaluate is not None and (done or (eval_every and result.steps % eval_every == 0)):
+                _evaluate(method, net, result)
+            due = result.steps % save_every == 0 if save_every else time.perf_counter() - last_save > 60
+            if out_dir is not None and not done and due:
+                save_checkpoint(out_dir / "checkpoint", net, method.tokenizer,
+                                _state(settings, optimizer, scheduler, result, method.fields))
+                last_save = time.perf_counter()
+    finally:
+        if steps_bar is not None:
+            steps_bar.close()
+        net.eval()
+        if method.stop is not None:
+            method.stop(net)
+    if out_dir is not None:
+        method.save(out_dir)
+        for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):  # no longer needed
+            shutil.rmtree(out_dir / name, ignore_errors=True)
+    if progress:
+        print(result)
+    return result
+
+
+def _adamw(params, lr, weight_decay, decay_vectors, betas) -> torch.optim.AdamW:
+    if decay_vectors:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
+    # nanoGPT's split: decay the matrices only, not biases, norms' gains or other 1-D weights
+    return torch.optim.AdamW([{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+                              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}],
+                             lr=lr, betas=betas)
+
+
+def _step(method: Method, step: int, net, params, optimizer, precision: Precision, max_grad_norm) -> dict:
+    """One optimizer step: forward and backward over the step's micro-batches (gradients add
+    up: gradient accumulation), clip, update. Returns the logged numbers, summed."""
+    try:
+        micro = method.batches(step)
+        total = sum(method.size(b) for b in micro)
+        numbers = {}
+        for b in micro:
+            with precision.autocast():
+                loss, logged = method.loss(net, b, total)
+            loss.backward()
+            for k, v in logged.items():
+                numbers[k] = numbers.get(k, 0) + (v.item() if torch.is_tensor(v) else v)
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        if params[0].device.type == "cuda":
+            torch.cuda.synchronize(params[0].device)  # so the step's time is its own
+    except Exception as e:
+        if is_out_of_memory(e):
+            raise method.out_of_memory(str(params[0].device)) from None
+        raise
+    return numbers
+
+
+def _record(result, numbers: dict, fields) -> None:
+    """A step's numbers into the result, for the fields it keeps: lists grow, counters add up."""
+    for k, v in numbers.items():
+        if k in fields:
+            held = getattr(result, k)
+            if isinstance(held, list):
+                held.append(v)
+            else:
+                setattr(result, k, held + v)
+
+
+def _evaluate(method: Method, net, result) -> None:
+    net.eval()
+    try:
+        entry = method.evaluate(result.steps)
+    finally:
+        net.train()
+    getattr(result, method.eval_field).append(entry)
+
+
+def _state(settings, optimizer, scheduler, result, fields) -> dict:
+    """Everything a resumed run needs besides the weights (see `restore_checkpoint`)."""
+    return {"settings": settings, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": rng_state(), "step": result.steps, "total_steps": result.total_steps,
+            "result": {k: getattr(result, k) for k in fields}}
+
+
+# --- models from synthkit.load_model: sft, train_student, dpo --------------------------------------
+# They train in place and are saved as an ordinary transformers checkpoint that
+# `load_model(out_dir)` opens on either backend, beside SUMMARY_FILE: what the run did.
+
+SUMMARY_FILE = "trainer_state.json"
+
+
+def torch_model(model, message: str) -> torch.nn.Module:
+    """The torch module of a torch-backend model; else a TrainingError saying `message`."""
+    net = getattr(model, "model", None)
+    if getattr(model, "backend", None) != "torch" or not isinstance(net, torch.nn.Module):
+        raise TrainingError(message)
+    return net
+
+
+def fp32_master(model) -> torch.nn.Module:
+    """bf16 weights (the torch backend's choice on CUDA) would round most small updates
+    away: train fp32 master weights; bf16 speed comes from autocast instead."""
+    if any(p.dtype != torch.float32 for p in model.model.parameters()):
+        model.model = model.model.float()
+        model.dtype = torch.float32
+    return model.model
+
+
+def model_method(model, settings: dict, result, **parts) -> Method:
+    """A Method for a model from `load_model`: saved with its tokenizer and SUMMARY_FILE;
+    a finished run is read back from there. `parts`: the rest of the Method."""
+    return Method(**parts, tokenizer=model.tokenizer,
+                  save=lambda out_dir: save_model(out_dir, model, settings, result),
+                  finished=lambda out_dir: load_finished(out_dir, SUMMARY_FILE, settings, model.model, result,
+                                                         parts["fields"]))
+
+
+def save_model(out_dir: Path, model, settings: dict, result) -> None:
+    """The trained model as a transformers checkpoint, plus what the run did (SUMMARY_FILE)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.model.save_pretrained(out_dir)
+    model.tokenizer.save_pretrained(out_dir)
+    summary = {"settings": settings, "complete": result.steps == result.total_steps, **asdict(result)}
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
+    result.checkpoint = str(out_dir)
+
+
+def evaluator(eval_fn, model) -> Callable[[int], dict] | None:
+    """eval_fn(model) or eval_fn(model, step) as a Method's evaluate: step -> {"step", "value"}."""
+    if eval_fn is None:
+        return None
+
+    def evaluate(step: int) -> dict:
+        takes_step = len(inspect.signature(eval_fn).parameters) >= 2
+        return {"step": step, "value": eval_fn(model, step) if takes_step else eval_fn(model)}
+    return evaluate

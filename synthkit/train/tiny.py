@@ -20,9 +20,11 @@ would have seen: no random state needs saving. `tokens=` fixes the token budget
 (steps = tokens / (batch_size x context)), which is how the labs compare data at equal
 cost.
 
-Precision and checkpoints come from `loop.py`, as for every loop in the course: bf16
-autocast where the hardware multiplies bf16 fast (CUDA, AVX512-BF16/AMX CPUs), fp32
-elsewhere; a checkpoint folder written beside the old one and renamed over it.
+Training is the course's one loop (`loop.run`), as for every method in the course:
+bf16 autocast where the hardware multiplies bf16 fast (CUDA, AVX512-BF16/AMX CPUs), fp32
+elsewhere; a checkpoint folder written beside the old one and renamed over it. This file
+adds what is pretraining's own: the batches (random windows), the loss (next-token
+cross-entropy on every position) and the saved files (`save_tiny`).
 """
 from __future__ import annotations
 
@@ -39,8 +41,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..bars import bar
-from .loop import (TrainingError, find_checkpoint, is_out_of_memory, load_state, load_weights,
-                   pick_precision, same_run, save_checkpoint, seed_everything, warmup_cosine)
+from .loop import Method, TrainingError, load_weights, pick_precision, run, same_run, seed_everything
 
 EOT = "<|endoftext|>"  # separates documents in the stream; also starts every sample
 IGNORE = -100  # target value that carries no loss (padding)
@@ -315,6 +316,7 @@ def pretrain(texts, *, tokenizer=None, config: TinyConfig | None = None, tokens:
     if len(stream) <= config.context + 1:
         raise TrainingError(f"the corpus is only {len(stream)} tokens; it needs more than one window of "
                             f"context + 1 = {config.context + 1} tokens (add text or lower context)")
+    eval_texts = _check_texts(eval_texts, "pretrain(eval_texts=)") if eval_texts is not None else None
     per_step = batch_size * config.context
     total_steps = steps or math.ceil((tokens or len(stream)) / per_step)
     data = {"documents": len(texts), "tokens": len(stream), "characters": sum(map(len, texts)),
@@ -326,67 +328,36 @@ def pretrain(texts, *, tokenizer=None, config: TinyConfig | None = None, tokens:
     prec = pick_precision(device, precision)
     seed_everything(seed)
     model = TinyGPT(config).to(device)
-    run = TinyRun(model=model, tokenizer=tokenizer, config=config, total_steps=total_steps,
-                  batch_size=batch_size, precision=prec.name, device=str(device), seed=seed,
-                  out_dir=str(out_dir) if out_dir is not None else None, data=data)
-    out_dir = Path(out_dir) if out_dir is not None else None
-    if out_dir is not None and _load_finished(out_dir, settings, run):
-        return run
+    result = TinyRun(model=model, tokenizer=tokenizer, config=config, total_steps=total_steps,
+                     batch_size=batch_size, precision=prec.name, device=str(device), seed=seed,
+                     out_dir=str(out_dir) if out_dir is not None else None, data=data)
+    method = Method(
+        name=desc or "pretrain", start=lambda: model, fields=RESULT_FIELDS,
+        batches=lambda step: [tuple(t.to(device) for t in batch_at(stream, step, batch_size, config.context, seed))],
+        loss=lambda net, xy, total: _next_token_loss(net, xy, total, per_step),
+        evaluate=None if eval_texts is None else lambda step: (step, perplexity(model, tokenizer, eval_texts)),
+        eval_field="eval_curve", postfix=lambda r: f"loss {r.losses[-1]:.3f}, {r.tokens_per_s:,.0f} tok/s",
+        save=lambda folder: save_tiny(result, tokenizer, folder, provenance={
+            "settings": settings, "losses": result.losses, "train_seconds": result.train_seconds,
+            "resumed_from": result.resumed_from}),
+        finished=lambda folder: _load_finished(folder, settings, result),
+        out_of_memory=lambda where: TrainingError(
+            f"out of memory on {where} with batch_size={batch_size}, context={config.context}: halve "
+            f"batch_size (and double tokens' steps) or make the model smaller"))
+    return run(method, result, settings=settings, precision=prec, lr=lr, betas=(0.9, 0.95), weight_decay=0.1,
+               decay_vectors=False, warmup_steps=min(200, max(1, total_steps // 10)), eval_every=eval_every,
+               out_dir=out_dir, save_every=save_every, resume=out_dir is not None, progress=progress)
 
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
-    scheduler = warmup_cosine(optimizer, warmup_steps=min(200, max(1, total_steps // 10)),
-                              total_steps=total_steps)
-    if out_dir is not None and (ckpt := find_checkpoint(out_dir)) is not None:
-        _restore(ckpt, settings, model, optimizer, scheduler, run)
-    eval_texts = _check_texts(eval_texts, "pretrain(eval_texts=)") if eval_texts is not None else None
 
-    bar = _bar(total_steps, run.steps, progress, desc or "pretrain")
-    last_save = time.perf_counter()
-    try:
-        for step in range(run.steps, total_steps):
-            t0 = time.perf_counter()
-            x, y = (t.to(device) for t in batch_at(stream, step, batch_size, config.context, seed))
-            model.train()
-            try:
-                with prec.autocast():
-                    logits = model(x)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-            except Exception as e:
-                if is_out_of_memory(e):
-                    raise TrainingError(f"out of memory on {device} with batch_size={batch_size}, context="
-                                        f"{config.context}: halve batch_size (and double tokens' steps) "
-                                        f"or make the model smaller") from None
-                raise
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            run.losses.append(loss.item())  # .item() waits for the device: the step's time is its own
-            run.steps, run.tokens_seen = step + 1, run.tokens_seen + per_step
-            run.train_seconds += time.perf_counter() - t0
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"loss {run.losses[-1]:.3f}, {run.tokens_per_s:,.0f} tok/s", refresh=False)
-            done = run.steps == total_steps
-            if eval_texts is not None and (done or (eval_every and run.steps % eval_every == 0)):
-                run.eval_curve.append((run.steps, perplexity(model, tokenizer, eval_texts)))
-            if out_dir is not None and not done and (
-                    run.steps % save_every == 0 if save_every else time.perf_counter() - last_save > 60):
-                save_checkpoint(out_dir / "checkpoint", model, None, _state(settings, optimizer, scheduler, run))
-                last_save = time.perf_counter()
-    finally:
-        if bar is not None:
-            bar.close()
-        model.eval()
-    if out_dir is not None:
-        _write_final(out_dir, run, settings)
-    if progress:
-        print(run)
-    return run
+# what a checkpoint carries of a TinyRun, besides its steps
+RESULT_FIELDS = ("losses", "eval_curve", "train_seconds", "tokens_seen")
+
+
+def _next_token_loss(model, batch, total: int, tokens: int) -> tuple[torch.Tensor, dict]:
+    """Mean cross-entropy of every next token in the windows (inputs, targets)."""
+    x, y = batch
+    loss = F.cross_entropy(model(x).float().flatten(0, 1), y.flatten()) / total
+    return loss, {"losses": loss.detach(), "tokens_seen": tokens}
 
 
 def _bar(total: int, done: int, enabled: bool, desc: str):
@@ -597,36 +568,6 @@ def load_tiny(folder, device=None) -> tuple[TinyGPT, object]:
     load_weights(folder, model, lora=False)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     return model.to(device).eval(), Tokenizer.from_file(str(folder / "tokenizer.json"))
-
-
-def _state(settings, optimizer, scheduler, run: TinyRun) -> dict:
-    return {"settings": settings, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "step": run.steps, "total_steps": run.total_steps, "losses": run.losses,
-            "eval_curve": run.eval_curve, "train_seconds": run.train_seconds, "tokens_seen": run.tokens_seen}
-
-
-def _restore(folder, settings, model, optimizer, scheduler, run: TinyRun) -> None:
-    state = load_state(folder)
-    same_run(settings, state.get("settings", {}), folder)
-    load_weights(folder, model, lora=False)
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-    except (KeyError, ValueError, RuntimeError) as e:
-        raise TrainingError(f"the checkpoint {folder} is incomplete or corrupt ({e}); delete it to "
-                            f"start over") from None
-    run.losses, run.eval_curve = list(state["losses"]), [tuple(p) for p in state["eval_curve"]]
-    run.train_seconds, run.tokens_seen = state["train_seconds"], state["tokens_seen"]
-    run.steps = run.resumed_from = state["step"]
-
-
-def _write_final(out_dir: Path, run: TinyRun, settings: dict) -> None:
-    save_tiny(run, run.tokenizer, out_dir, provenance={"settings": settings, "losses": run.losses,
-                                                       "train_seconds": run.train_seconds,
-                                                       "resumed_from": run.resumed_from})
-    import shutil
-    for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
-        shutil.rmtree(out_dir / name, ignore_errors=True)
 
 
 def _load_finished(out_dir: Path, settings: dict, run: TinyRun) -> bool:
