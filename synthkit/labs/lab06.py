@@ -51,11 +51,11 @@ def _kd_slips(s, z, t):
     kl = _kl(lp, lq)
     return [
         (lambda: float(kl.mean()),
-         "That is the KL without the T² factor. The softened loss's gradient shrinks like 1/T², so "
-         "multiply by T² to keep its size independent of the temperature."),
+         "That is the KL without the T² factor. Hinton et al. multiply by T² because, at high "
+         "temperature, the softened loss's gradient shrinks like 1/T²; their loss includes the factor."),
         (lambda: float(t * kl.mean()),
-         "That is the KL times T, not T². The gradient shrinks like 1/T² (one 1/T from the softmax's "
-         "derivative, one from the distributions flattening), so scale by T²."),
+         "That is the KL times T, not T². At high temperature the gradient shrinks like 1/T² (one 1/T "
+         "from the softmax's derivative, one from the distributions flattening), so Hinton et al. scale by T²."),
         (lambda: float(t * t * _kl(lq, lp).mean()),
          "That is KL(student || teacher), the reverse KL. It is a loss in its own right (MiniLLM and GKD "
          "use it to distil language models), but it is not Hinton et al.'s, which this exercise asks for: "
