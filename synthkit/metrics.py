@@ -154,6 +154,9 @@ def paired_difference(before, after, *, seed: int = 0, binary: bool | None = Non
       interval for the difference of paired rates;
     - other values: the mean paired difference with a paired bootstrap (percentile)
       interval, and a sign-flip randomisation p-value (no normality assumed).
+    The verdict follows `p`. For 0/1 outcomes the exact test and the score interval are
+    different procedures, so near the edge the interval can just exclude 0 while p > 0.05
+    (e.g. +8.3 points [+0.1, +16.7], p = 0.09): read that as "not shown".
     `labels` name the two arms in the printed line (e.g. ``("hard", "soft")`` for two
     students scored on the same held-out answers).
     """
