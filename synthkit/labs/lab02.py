@@ -382,7 +382,8 @@ ex3 = CodingExercise(
     "ex3", LAB, names=("lcs_length", "rouge_l_f1"), checker=_check_rouge, points=3, time_limit=10.0,
     refuses=("synthkit.self_instruct.lcs_length", "synthkit.self_instruct._lcs_with_masks",
              "synthkit.self_instruct.rouge_l", "synthkit.self_instruct.rouge_l_tokens",
-             "synthkit.self_instruct._f1"),
+             "synthkit.self_instruct._f1", "synthkit.rouge.lcs_length", "synthkit.rouge._lcs_with_masks",
+             "synthkit.rouge.rouge_l", "synthkit.rouge.rouge_l_tokens", "synthkit.rouge._f1"),
     title="ROUGE-L from scratch: the longest common subsequence and its F1",
     hints=[
         "Picture a table whose cell (i, j) holds the LCS length of the first i items of a and the "
