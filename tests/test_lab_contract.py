@@ -95,6 +95,30 @@ def test_each_lab_has_one_chapter(lab):
     assert len(chapters) == 1, f"lab {lab}: expected one chapters/{lab}-*.md, found {chapters}"
 
 
+@pytest.mark.parametrize("lab", LABS)
+def test_files_a_lab_writes_go_under_the_synthkit_home(lab):
+    """`synthkit assign` regenerates the lab folder, so nothing may be written beside the
+    notebook: a lab that writes files asks `synthkit.labs.work_dir` where."""
+    import re
+
+    code = defining_source(nbformat.read(_notebook("solutions", lab), as_version=4))
+    code += "\n".join(c.source for c in nbformat.read(_notebook("solutions", lab), as_version=4).cells
+                      if c.cell_type == "code")
+    relative = re.findall(r"""Path\(\s*["'][^/~"'][^"']*["']\s*\)""", code)
+    assert not relative, f"lab {lab} makes paths beside the notebook: {relative}; use work_dir({lab!r})"
+    assert "tempfile" not in code, f"lab {lab}: use work_dir({lab!r}), which outlives the kernel"
+
+
+def test_work_dir_is_under_the_synthkit_home(tmp_path):
+    from synthkit.labs import work_dir
+
+    folder = work_dir("lab07")
+    assert folder == tmp_path / "home" / "work" / "lab07" and folder.is_dir()
+    assert work_dir("7") == folder
+    with pytest.raises(ValueError, match="lab number"):
+        work_dir("capstone")
+
+
 def test_the_length_rule_itself():
     from synthkit.grading.quiz import Question, Quiz
 

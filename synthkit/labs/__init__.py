@@ -9,3 +9,21 @@ This package holds lab content only. Finding labs by id is the grading side's jo
 (``synthkit.grading.registry``), so labs depend on grading and never the other way.
 See CONTRIBUTING.md, "Adding a lab".
 """
+from pathlib import Path  # noqa: E402
+
+from ..grading.paths import home  # noqa: E402
+
+
+def work_dir(lab: str) -> Path:
+    """The folder where lab `lab` ("05", "lab10", ...) keeps the files it writes, made if
+    missing: $SYNTHKIT_HOME/work/labNN (by default ~/.synthkit/work/labNN).
+
+    Not beside the notebook: ``synthkit assign`` regenerates the lab folder, a class folder is
+    shared, and data sets and model files do not belong among notebooks that get handed in.
+    The folder outlives the kernel, so what a lab wrote can be opened after it finishes."""
+    digits = "".join(ch for ch in str(lab) if ch.isdigit())
+    if not digits:
+        raise ValueError(f"work_dir wants a lab number such as '05' or 'lab10', not {lab!r}")
+    folder = home() / "work" / f"lab{int(digits):02d}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
