@@ -1,5 +1,6 @@
-"""What every lab's exercise tests share: the reference solutions as one namespace, stubs
-that must grade as "missing", and wrong answers that must fail with a useful message."""
+"""What the labs' own tests share: the reference solutions as one namespace, and wrong
+answers that must fail with a useful message. What every lab owes alike (references pass on
+fresh draws, stubs read "missing") is in test_lab_contract.py."""
 from __future__ import annotations
 
 import textwrap
@@ -12,13 +13,6 @@ def solutions(coding) -> dict:
     for ex in coding:
         exec(textwrap.dedent(ex.solution_code), ns)
     return ns
-
-
-def assert_stubs_missing(ex, coding) -> None:
-    """Nothing defined, or the notebook's `raise NotImplementedError` stub: "missing", never "fail"."""
-    assert ex.grade({}).status == "missing"
-    stub = {name: (lambda *a, **k: (_ for _ in ()).throw(NotImplementedError("write it"))) for name in ex.names}
-    assert ex.grade({**solutions(coding), **stub}).status == "missing"
 
 
 def assert_wrong_answers_fail(ex, wrong, tries: int = 6) -> None:

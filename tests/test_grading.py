@@ -137,28 +137,6 @@ def test_show_input_is_short():
     assert len(show_input("x" * 500)) <= 70
 
 
-# --- lab 00's real exercise ------------------------------------------------------------
-def test_lab00_solution_passes_and_hard_coding_fails(capsys):
-    from synthkit.labs.lab00 import ex1
-    ns: dict = {}
-    exec(ex1.solution_code, ns)
-    assert ex1.grade(ns).status == "pass"
-
-    # ChatML written by hand for SmolLM2: right for this model, wrong for another template
-    def by_hand(model, user_message, system=None):
-        system = "You are a helpful AI assistant named SmolLM, trained by Hugging Face" if system is None else system
-        return f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user_message}<|im_end|>\n<|im_start|>assistant\n"
-    r = ex1.grade({"build_chat_prompt": by_hand})
-    assert r.status == "fail" and "stand-in" in r.message
-
-    fixed = ex1.grade({"build_chat_prompt": lambda model, user_message, system=None: "Hello"})
-    assert fixed.status == "fail" and "'Hello'" in fixed.message
-    assert "You are a helpful AI assistant" not in fixed.message  # never the expected answer
-
-    no_system = ex1.grade({"build_chat_prompt": lambda model, user_message: model.apply_chat_template(user_message)})
-    assert no_system.status == "error" and "system" in no_system.message
-
-
 # --- essays ------------------------------------------------------------------------------
 def test_essay_is_submitted_never_marked_correct(capsys):
     essay = EssayExercise("essay1", "99", prompt="Why?", points=1)

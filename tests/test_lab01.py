@@ -290,14 +290,6 @@ def _c4(text, min_words=5, end_marks=(".", "?", "!", '"'), min_sentences=3, stri
     return "\n".join(kept) if sum(map(count_sentences, kept)) >= min_sentences else None
 
 
-@pytest.mark.parametrize("exercise", [lab01.ex1, lab01.ex2, lab01.ex3], ids=lambda e: e.name)
-def test_reference_solutions_pass_repeatedly(exercise):
-    namespace = _solved(exercise)
-    for _ in range(10):   # fresh random inputs every time
-        result = exercise.grade(namespace)
-        assert result.status == "pass", result.message
-
-
 def test_wrong_answers_fail_and_name_the_input():
     def off_by_one(stock, first_run, growth):   # strict < : drops a run that fits exactly
         runs, used, run = 0, 0.0, first_run
@@ -378,18 +370,6 @@ def test_clean_page_must_test_javascript_before_the_curly_bracket():
                       "Its valley was farmed for more than two thousand years.",
                       "Three towns stand on its banks between the hills and the coast."])
     assert filters.c4_clean_page(page) == "\n".join(line for line in page.splitlines() if "{" not in line)
-
-
-def test_stubs_and_missing_names_score_nothing():
-    def stub(*args, **kwargs):
-        raise NotImplementedError("Write your code here")
-
-    for exercise, name in [(lab01.ex1, "years_of_fresh_data"), (lab01.ex2, "clean_page"),
-                           (lab01.ex3, "pair_precision_recall")]:
-        assert exercise.grade({name: stub}).status == "missing"
-        assert exercise.grade({}).status == "missing"
-    assert lab01.essay1.grade({}).status == "missing"
-    assert lab01.essay1.grade({"essay1_answer": "Synthetic data, because ..."}).status == "submitted"
 
 
 def test_the_library_cleaner_is_refused_in_exercise_2():

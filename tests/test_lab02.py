@@ -52,23 +52,6 @@ def test_quiz_facts_match_the_sources():
                 assert "Alpaca" in part[:part.index("video")], part
 
 
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_reference_solutions_pass_on_many_fresh_inputs(ex):
-    ns = _solutions()
-    for _ in range(15):
-        result = ex.grade(ns)
-        assert result.status == "pass", str(result)
-        assert result.seconds < 3, f"{ex.name}'s check is too slow: {result.seconds} s"
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_stubs_and_missing_names_are_missing(ex):
-    assert ex.grade({}).status == "missing"
-    stub = {name: (lambda *a, **k: (_ for _ in ()).throw(NotImplementedError("write it"))) for name in ex.names}
-    ns = {**_solutions(), **stub}
-    assert ex.grade(ns).status == "missing"
-
-
 def test_build_prompt_solution_is_the_library_prompt():
     ns = _solutions()
     rng = random.Random(1)

@@ -104,13 +104,6 @@ def test_diversity_report_separates_varied_from_repetitive_text():
 
 # --- the exercise checkers -------------------------------------------------------------
 
-def test_reference_solutions_pass():
-    ns = _solved(lab03.ex1, lab03.ex2, lab03.ex3)
-    for ex in (lab03.ex1, lab03.ex2, lab03.ex3):
-        for _ in range(5 if ex is lab03.ex2 else 1):
-            result = ex.grade(ns)
-            assert result.status == "pass", str(result)
-
 
 def test_made_up_templates_agree_with_the_library():
     """The checker's random templates render, and its expected prefix is the library's."""

@@ -13,7 +13,7 @@ import pytest
 from synthkit import rejection, verify
 from synthkit.grading.exercises import CodingExercise
 from synthkit.labs import lab04
-from labtests import solutions, assert_stubs_missing, assert_wrong_answers_fail
+from labtests import solutions, assert_wrong_answers_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 CODING = [lab04.ex1, lab04.ex2, lab04.ex3]
@@ -31,20 +31,6 @@ def test_lab_module_shape():
     assert len({q.answer for q in lab04.quiz.questions}) > 1
     # the seed's question 2: which quality signal decides what to keep
     assert any("quality signal" in q.text for q in lab04.quiz.questions)
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_reference_solutions_pass_on_many_fresh_inputs(ex):
-    ns = _solutions()
-    for _ in range(12):
-        result = ex.grade(ns)
-        assert result.status == "pass", str(result)
-        assert result.seconds < 5, f"{ex.name}'s check is too slow: {result.seconds} s"
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_stubs_and_missing_names_are_missing(ex):
-    assert_stubs_missing(ex, CODING)
 
 
 WRONG = {

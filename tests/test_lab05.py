@@ -15,7 +15,7 @@ import torch
 from synthkit import constitutional as cai
 from synthkit.grading.exercises import CodingExercise
 from synthkit.labs import lab05
-from labtests import solutions, assert_stubs_missing, assert_wrong_answers_fail
+from labtests import solutions, assert_wrong_answers_fail
 from synthkit.train.dpo import dpo_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,20 +34,6 @@ def test_lab_module_shape():
     assert len({q.answer for q in lab05.quiz.questions}) > 1
     # the seed's question 4: why CAI still needs a capable base model
     assert any("capable base model" in q.text for q in lab05.quiz.questions)
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_reference_solutions_pass_on_many_fresh_inputs(ex):
-    ns = _solutions()
-    for _ in range(12):
-        result = ex.grade(ns)
-        assert result.status == "pass", str(result)
-        assert result.seconds < 5, f"{ex.name}'s check is too slow: {result.seconds} s"
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_stubs_and_missing_names_are_missing(ex):
-    assert_stubs_missing(ex, CODING)
 
 
 WRONG = {

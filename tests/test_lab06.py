@@ -14,7 +14,7 @@ import torch
 from synthkit import distill
 from synthkit.grading.exercises import CodingExercise
 from synthkit.labs import lab06
-from labtests import solutions, assert_stubs_missing, assert_wrong_answers_fail
+from labtests import solutions, assert_wrong_answers_fail
 from synthkit.train import kd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,20 +31,6 @@ def test_lab_module_shape():
     assert [ex.names for ex in CODING] == [("kd_loss",), ("top_k_renormalised",), ("pick_layers", "copy_layers")]
     assert len(lab06.quiz.questions) >= 4
     assert len({q.answer for q in lab06.quiz.questions}) > 1
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_reference_solutions_pass_on_many_fresh_inputs(ex):
-    ns = _solutions()
-    for _ in range(8):
-        result = ex.grade(ns)
-        assert result.status == "pass", str(result)
-        assert result.seconds < 5, f"{ex.name}'s check is too slow: {result.seconds} s"
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_stubs_and_missing_names_are_missing(ex):
-    assert_stubs_missing(ex, CODING)
 
 
 _KD = """

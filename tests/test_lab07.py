@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from synthkit import pretrain
-from synthkit.grading.exercises import CodingExercise
 from synthkit.labs import lab07
-from labtests import solutions, assert_stubs_missing
+from labtests import solutions
 
 CODING = [lab07.ex1, lab07.ex2, lab07.ex3]
 
@@ -25,19 +24,6 @@ def test_lab_module_shape():
     assert lab07.LAB == "07" and lab07.NOTEBOOK == "07_synthetic_pretraining.ipynb"
     assert [ex.names for ex in CODING] == [("textbook_quality",), ("masked_perplexity",), ("mix_by_tokens",)]
     assert len(lab07.quiz.questions) >= 4 and len({q.answer for q in lab07.quiz.questions}) > 1
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_reference_solutions_pass_on_many_fresh_inputs(ex):
-    ns = _solutions()
-    for _ in range(12):
-        result = ex.grade(ns)
-        assert result.status == "pass", str(result)
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_stubs_and_missing_names_are_missing(ex):
-    assert_stubs_missing(ex, CODING)
 
 
 WRONG = {

@@ -15,7 +15,7 @@ from stdnum import luhn
 from synthkit import audit
 from synthkit.grading.exercises import CodingExercise
 from synthkit.labs import lab09
-from labtests import solutions, assert_stubs_missing, assert_wrong_answers_fail
+from labtests import solutions, assert_wrong_answers_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 CODING = [lab09.ex1, lab09.ex2, lab09.ex3]
@@ -31,20 +31,6 @@ def test_lab_module_shape():
     assert [ex.names for ex in CODING] == [("luhn_valid",), ("is_dirty",), ("provenance_findings",)]
     assert len(lab09.quiz.questions) >= 4 and len({q.answer for q in lab09.quiz.questions}) > 1
     assert "OpenAI" in lab09.essay1.prompt and "Llama 3" in lab09.essay1.prompt
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_reference_solutions_pass_on_many_fresh_inputs(ex):
-    ns = _solutions()
-    for _ in range(10):
-        result = ex.grade(ns)
-        assert result.status == "pass", str(result)
-        assert result.seconds < 5, f"{ex.name}'s check is too slow: {result.seconds} s"
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_stubs_and_missing_names_are_missing(ex):
-    assert_stubs_missing(ex, CODING)
 
 
 WRONG = {

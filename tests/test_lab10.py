@@ -15,7 +15,7 @@ import pytest
 from synthkit import pipeline
 from synthkit.grading.exercises import CodingExercise
 from synthkit.labs import lab10
-from labtests import solutions, assert_stubs_missing, assert_wrong_answers_fail
+from labtests import solutions, assert_wrong_answers_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 CODING = [lab10.ex1, lab10.ex2, lab10.ex3]
@@ -31,19 +31,6 @@ def test_lab_module_shape():
     assert [ex.names for ex in CODING] == [("best_of_k",), ("consensus",), ("lineage",)]
     assert len(lab10.quiz.questions) >= 4 and len({q.answer for q in lab10.quiz.questions}) > 1
     assert "customer-support" in lab10.essay1.prompt
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_reference_solutions_pass_on_many_fresh_inputs(ex):
-    ns = _solutions()
-    for _ in range(20):
-        result = ex.grade(ns)
-        assert result.status == "pass", str(result)
-
-
-@pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
-def test_stubs_and_missing_names_are_missing(ex):
-    assert_stubs_missing(ex, CODING)
 
 
 WRONG = {

@@ -14,6 +14,10 @@ exercise whose check follows it. A block inside a triple-quoted string (an essay
 answer) becomes a placeholder line the essay check reads as "no answer", and one in a markdown cell becomes a prompt to write.
 Outputs, execution counts and metadata beyond tags are dropped, cell ids are kept, so
 regenerating is byte-for-byte stable and ``assign --check`` can tell a stale lab.
+
+In a checkout of synthkit itself, ``assign`` also copies each coding exercise's reference
+code into package data (``references``), where ``exN.solution()`` reads it: the solution
+notebook stays the only place that code is written.
 """
 from __future__ import annotations
 
@@ -26,9 +30,11 @@ from pathlib import Path
 
 import nbformat
 
-from .exercises import BEGIN_SOLUTION as BEGIN
-from .exercises import END_SOLUTION as END
-from .exercises import ESSAY_PLACEHOLDER
+from . import references
+from .outcomes import BEGIN_SOLUTION as BEGIN
+from .outcomes import END_SOLUTION as END
+from .outcomes import ESSAY_PLACEHOLDER
+from .registry import lab_id_from_name
 
 STUB = 'raise NotImplementedError("Write your code here — try {hint}")'
 MARKDOWN_STUB = "_Write your answer here._"
@@ -125,8 +131,6 @@ def _hint_for(cells, index: int) -> str:
 
 def make_lab(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     """The student copy of a solution notebook (a new notebook; the input is unchanged)."""
-    from .registry import lab_id_from_name
-
     lab = nbformat.v4.new_notebook()
     lab.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": language_info(),
                     "synthkit": {"lab": lab_id_from_name(name) or "", "generated_from": f"solutions/{name}",
@@ -151,14 +155,17 @@ def make_lab(solution: nbformat.NotebookNode, name: str) -> nbformat.NotebookNod
     return lab
 
 
+def _read(path: Path) -> nbformat.NotebookNode:
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as e:
+        raise AssignError(f"{path} is not a readable notebook: {type(e).__name__}: {e}") from None
+
+
 def render_lab(solution_path: str | Path) -> str:
     """The exact text of the lab generated from a solution notebook."""
     path = Path(solution_path)
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as e:
-        raise AssignError(f"{path} is not a readable notebook: {type(e).__name__}: {e}") from None
-    text = nbformat.writes(make_lab(nb, path.name))
+    text = nbformat.writes(make_lab(_read(path), path.name))
     return text if text.endswith("\n") else text + "\n"
 
 
@@ -190,11 +197,35 @@ def assign(solutions: str | Path = "solutions", labs: str | Path = "labs", *,
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(target)
             states.append(LabState(src, target, "written"))
+        if references.owns(solutions) and lab_id_from_name(src.name):
+            states.append(_references(src, check))
     names = {s.name for s in sources}
     for lab in sorted(labs.glob("*.ipynb")) if labs.is_dir() else []:
         if lab.name not in names:
             states.append(LabState(None, lab, "orphan"))
     return states
+
+
+def _references(src: Path, check: bool) -> LabState:
+    """Copy the reference code of `src`'s coding exercises into synthkit's package data
+    (see ``references``), or with check=True only compare."""
+    target = references.path_for(lab_id_from_name(src.name))
+    if target.is_relative_to(Path.cwd()):
+        target = target.relative_to(Path.cwd())
+    try:
+        text = references.render(references.from_notebook(_read(src).cells))
+    except ValueError as e:
+        raise AssignError(f"{src}: {e}") from None
+    current = target.read_text(encoding="utf-8") if target.exists() else None
+    if current == text:
+        return LabState(src, target, "unchanged")
+    if check:
+        return LabState(src, target, "missing" if current is None else "stale")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    return LabState(src, target, "written")
 
 
 def problems(states: list[LabState]) -> list[LabState]:

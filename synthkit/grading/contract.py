@@ -13,7 +13,11 @@
   asks for, which it should refuse (see ``checks``);
 - ``defining_source(nb)``: the code of a notebook that *defines* things (imports,
   functions, classes, constants computed without a call), enough to run the checks
-  without running a model.
+  without running a model;
+- ``checkout_problems(lab, root)``: the rest of "Adding a lab" in a checkout of synthkit:
+  both notebooks, the student copy and the reference code current (``synthkit assign``),
+  one chapter, a ``course.toml`` entry, ``tests/test_labNN.py`` and a row in the README's
+  table of labs.
 """
 from __future__ import annotations
 
@@ -21,7 +25,15 @@ import importlib
 import inspect
 import pkgutil
 import sys
+import tomllib
+from pathlib import Path
 
+import nbformat
+
+from . import references
+from .assign import AssignError, lab_is_current
+
+_CHECKOUT = references.FOLDER.parents[2]   # synthkit's own checkout, when installed from one
 LONGEST_SHARE = 1 / 3  # at most this share of a lab's questions may have the longest right answer
 LONGEST_MARGIN = 1.25  # and there it is at most this many times the next-longest choice
 
@@ -171,6 +183,45 @@ def lab_problems(lab: str) -> list[str]:
     return problems
 
 
+def checkout_problems(lab: str, root: str | Path) -> list[str]:
+    """What lab `lab` is missing in the checkout at `root`, beyond its module (empty: nothing)."""
+    from .registry import lab_module
+
+    root, problems = Path(root), []
+    notebook = getattr(lab_module(lab), "NOTEBOOK", "")
+    solution, student = root / "solutions" / notebook, root / "labs" / notebook
+    if not solution.is_file():
+        problems.append(f"solutions/{notebook} does not exist")
+    else:
+        try:
+            if not lab_is_current(solution, student):
+                problems.append(f"labs/{notebook} is missing or stale: run `synthkit assign`")
+            cells = nbformat.read(solution, as_version=4).cells
+            ref = references.path_for(lab)
+            current = ref.read_text(encoding="utf-8") if ref.is_file() else None
+            if current != references.render(references.from_notebook(cells)):
+                problems.append(f"{ref.relative_to(root) if ref.is_relative_to(root) else ref} is missing "
+                                "or stale: run `synthkit assign`")
+        except (AssignError, ValueError) as e:
+            problems.append(f"solutions/{notebook}: {e}")
+    chapters = sorted((root / "chapters").glob(f"{lab}-*.md"))
+    if len(chapters) != 1:
+        problems.append(f"expected one chapters/{lab}-*.md, found {len(chapters)}")
+    try:
+        labs = tomllib.loads((root / "course.toml").read_text(encoding="utf-8")).get("labs", {})
+        if lab not in labs:
+            problems.append(f"course.toml has no [labs.{lab}] (assigned, due, points)")
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        problems.append(f"course.toml cannot be read: {e}")
+    if not (root / "tests" / f"test_lab{lab}.py").is_file():
+        problems.append(f"tests/test_lab{lab}.py does not exist (the lab's own wrong answers and "
+                        "what its notebook must say)")
+    readme = (root / "README.md").read_text(encoding="utf-8") if (root / "README.md").is_file() else ""
+    if not any(line.startswith(f"| {lab} ") for line in readme.splitlines()):
+        problems.append(f"README.md's table of labs has no row for lab {lab} ('| {lab} title | chapter | ...')")
+    return problems
+
+
 def main(argv=None) -> int:
     from .registry import available_labs
 
@@ -181,6 +232,8 @@ def main(argv=None) -> int:
         found = lab_problems(lab)
         quiz = lab_quiz(lab)
         found += [f"quiz length rule: {p}" for p in (quiz_length_problems(quiz) if quiz else [])]
+        if (_CHECKOUT / "solutions").is_dir():
+            found += checkout_problems(lab, _CHECKOUT)
         print(f"lab {lab}: " + ("ok" if not found else f"{len(found)} problem(s)"))
         for p in found:
             print(f"  - {p}")

@@ -22,7 +22,6 @@ exercises keep the points their lab module gives them.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import tomllib
 from dataclasses import dataclass, field

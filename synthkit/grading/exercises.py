@@ -34,6 +34,7 @@ import time
 from typing import Callable
 
 from . import store
+from .references import reference_code
 from .checks import refusal_message, refused_keys, refusing
 from .outcomes import (BEGIN_SOLUTION, CRASHED, END_SOLUTION, ERROR, ESSAY_PLACEHOLDER, FAIL,  # noqa: F401
                        INVALID, MISSING, NOT_RUN, PASS, SLOW, STATUSES, SUBMITTED, TIMEOUT, CheckOutcome,
@@ -159,14 +160,19 @@ class Exercise:
         say(f"Hint {n} for {self.name}: {self.hints[n - 1]}{more}", colour="#9a6700")
 
     def solution(self) -> None:
-        if not self._solution:
+        code = self.solution_code
+        if not code:
             say(f"{self.name} has no reference solution to show.")
             return
-        say(f"A solution for {self.name}:\n\n{self._solution}", colour="#0550ae", code=True)
+        say(f"A solution for {self.name}:\n\n{code}", colour="#0550ae", code=True)
 
     @property
     def solution_code(self) -> str:
-        return self._solution
+        """The `solution=` given, else (for a coding exercise of synthkit's own labs) the code
+        cell of the solution notebook, as `synthkit assign` copied it into package data."""
+        if self._solution or self.kind != "code":
+            return self._solution
+        return reference_code(self.lab, self.name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.lab}/{self.name}: {self.title}>"

@@ -12,13 +12,8 @@ that it passed before.
 """
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import os
 import sys
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .course import lab_info, load_course
 from .paths import ENV_HOME, find_course_file, home  # noqa: F401  (re-exported)

@@ -117,13 +117,6 @@ ex1 = CodingExercise(
         "then the user's dict; return what the template renders. The checks also pass in a model with "
         "a different template, so writing `<|im_start|>` yourself will not do.",
     ],
-    solution='''
-        def build_chat_prompt(model, user_message, system=None):
-            """The exact text `model` should see for one user turn (with an optional system turn)."""
-            messages = [] if system is None else [{"role": "system", "content": system}]
-            messages.append({"role": "user", "content": user_message})
-            return model.apply_chat_template(messages)
-    ''',
 )
 
 

@@ -109,16 +109,6 @@ ex1 = CodingExercise(
         "still counts (`<=`). A first run bigger than the stock gives 0, and a closed form with "
         "logarithms needs growth = 1.0 on its own (log(1) = 0). Return an int.",
     ],
-    solution='''
-        def years_of_fresh_data(stock, first_run, growth):
-            """How many yearly runs the stock can feed in full when no token is used twice."""
-            runs, used, run = 0, 0.0, first_run
-            while used + run <= stock:
-                used += run
-                runs += 1
-                run *= growth
-            return runs
-    ''',
 )
 
 
@@ -376,36 +366,6 @@ ex2 = CodingExercise(
         "return None; \"javascript\" -> drop the line; \"{\" -> return None; a phrase in POLICY_PHRASES "
         "-> drop the line; otherwise keep it. Return `\"\\n\".join(kept)`.",
     ],
-    solution='''
-        from synthkit import filters
-
-        END_MARKS = (".", "?", "!", '"')
-        POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies",
-                          "use of cookies", "use cookies")
-
-        def clean_page(text, min_words=5):
-            """C4's cleaner: the page's prose lines joined by newlines, or None if the page is dropped."""
-            kept = []
-            for line in text.splitlines():
-                line = line.strip()
-                if not line.endswith(END_MARKS) or line.endswith("..."):
-                    continue
-                if len(line.split()) < min_words:
-                    continue
-                lower = line.lower()
-                if "lorem ipsum" in lower:
-                    return None
-                if "javascript" in lower:      # C4 drops this line before it looks for "{"
-                    continue
-                if "{" in line:
-                    return None
-                if any(phrase in lower for phrase in POLICY_PHRASES):
-                    continue
-                kept.append(line)
-            if sum(filters.count_sentences(line) for line in kept) < 3:
-                return None
-            return "\\n".join(kept)
-    ''',
 )
 
 
@@ -508,16 +468,6 @@ ex3 = CodingExercise(
         "recall = correct / number of true pairs (1.0 when there is nothing to find). "
         "Return the tuple `(precision, recall)`.",
     ],
-    solution='''
-        def pair_precision_recall(predicted, true):
-            """(precision, recall) of predicted duplicate pairs against the true ones."""
-            p = {(min(i, j), max(i, j)) for i, j in predicted}
-            t = {(min(i, j), max(i, j)) for i, j in true}
-            correct = len(p & t)
-            precision = correct / len(p) if p else 1.0
-            recall = correct / len(t) if t else 1.0
-            return precision, recall
-    ''',
 )
 
 

@@ -128,16 +128,6 @@ ex1 = CodingExercise(
         "Join the lines with \"\\n\". The last line is f\"Task {len(examples) + 1}:\" with nothing after "
         "the colon: no space and no trailing newline.",
     ],
-    solution='''
-        def build_prompt(examples):
-            """A completion prompt: a header, the tasks as "Task 1: ...", ..., and an open slot."""
-            lines = ["Come up with a series of new, varied tasks that a helpful assistant "
-                     "could be asked to do. Each task is one clear instruction.", ""]
-            for i, example in enumerate(examples, 1):
-                lines.append(f"Task {i}: {example['instruction']}")
-            lines.append(f"Task {len(examples) + 1}:")
-            return "\\n".join(lines)
-    ''',
 )
 
 
@@ -283,24 +273,6 @@ ex2 = CodingExercise(
         "re.search(r\"\\b(\" + \"|\".join(re.escape(w) for w in blacklist) + r\")\\b\", text, re.IGNORECASE). "
         "Guard against an empty blacklist, which would make that pattern match everything.",
     ],
-    solution='''
-        import re
-        import string
-
-        def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
-            """Whether `text` passes Self-Instruct's rules for a new instruction."""
-            text = text.strip()
-            if not min_words <= len(text.split()) <= max_words:
-                return False
-            if blacklist:
-                pattern = r"\\b(" + "|".join(re.escape(w) for w in blacklist) + r")\\b"
-                if re.search(pattern, text, re.IGNORECASE):
-                    return False
-            if text.lower().startswith("write a program"):
-                return False
-            first = text[0]
-            return first not in string.punctuation and first.isascii()
-    ''',
 )
 
 
@@ -338,8 +310,8 @@ def _check_rouge(c) -> str:
             c.fail(f"{label} returned {got}, which is not the length of their longest common "
                    f"subsequence" + (" (it is more than the shorter sequence is long)"
                                      if got > min(len(a), len(b)) else "") + ". Check your table's "
-                   f"recurrence: a match extends the diagonal cell, a mismatch takes the larger of "
-                   f"the cell above and the cell to the left.")
+                   "recurrence: a match extends the diagonal cell, a mismatch takes the larger of "
+                   "the cell above and the cell to the left.")
     # 2. ROUGE-L F1 on texts, against the exact reference
     vocab = c.rng.sample(_NOUNS + _VERBS + _FILLER, 8) + ["don't", "Café", "e-mail"]
     texts = [("", _random_text(c.rng, vocab, 1, 8)), ("?!", "...")]
@@ -397,28 +369,6 @@ ex3 = CodingExercise(
         "lcs = lcs_length(ta, tb); precision = lcs / len(tb), recall = lcs / len(ta); "
         "F1 = 2 * precision * recall / (precision + recall), or 0.0 when lcs is 0.",
     ],
-    solution='''
-        def lcs_length(a, b):
-            """Length of the longest common subsequence of two sequences."""
-            previous = [0] * (len(b) + 1)
-            for x in a:
-                current = [0]
-                for j, y in enumerate(b, 1):
-                    current.append(previous[j - 1] + 1 if x == y else max(previous[j], current[j - 1]))
-                previous = current
-            return previous[-1]
-
-        def rouge_l_f1(a, b):
-            """ROUGE-L F1 between two texts, tokenized as rouge-score does."""
-            ta, tb = rouge_tokenize(a), rouge_tokenize(b)
-            if not ta or not tb:
-                return 0.0
-            common = lcs_length(ta, tb)
-            if common == 0:
-                return 0.0
-            precision, recall = common / len(tb), common / len(ta)
-            return 2 * precision * recall / (precision + recall)
-    ''',
 )
 
 
@@ -481,15 +431,6 @@ ex4 = CodingExercise(
         "range(len(words) - n + 1). Put the n-grams of all texts in one list.",
         "Return len(set(grams)) / len(grams), and 0.0 when the list is empty (no text has n words).",
     ],
-    solution='''
-        def distinct_n(texts, n):
-            """Distinct n-grams over all n-grams, across the texts (lowercased, split on whitespace)."""
-            grams = []
-            for text in texts:
-                words = text.lower().split()
-                grams += [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-            return len(set(grams)) / len(grams) if grams else 0.0
-    ''',
 )
 
 

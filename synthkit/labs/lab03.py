@@ -180,16 +180,6 @@ ex1 = CodingExercise(
         "(say \"<<<USER-WORDS-HERE>>>\"), find where the marker starts, and return everything "
         "before it. That keeps any BOS token or default system turn the template adds by itself.",
     ],
-    solution='''
-        from synthkit.models.chat import render_chat
-
-        def pre_query_prefix(template, bos_token=""):
-            """The text `template` renders before a user's own words."""
-            marker = "<<<USER-WORDS-HERE>>>"
-            text = render_chat(template, [{"role": "user", "content": marker}],
-                               bos_token=bos_token, add_generation_prompt=False)
-            return text[:text.index(marker)]
-    ''',
 )
 
 
@@ -361,18 +351,6 @@ ex2 = CodingExercise(
         "Row i is kept when np.all(distance[i, :i] > min_distance) (True for row 0, which has nothing "
         "before it). Compare with all earlier rows, not just the kept ones, and return one bool per row.",
     ],
-    solution='''
-        import numpy as np
-
-        def distance_filter(embeddings, min_distance):
-            """True for each row farther than min_distance (cosine) from every earlier row."""
-            x = np.asarray(embeddings, dtype=float)
-            if len(x) == 0:
-                return np.zeros(0, dtype=bool)
-            x = x / np.linalg.norm(x, axis=1, keepdims=True)
-            distance = 1.0 - x @ x.T
-            return np.array([bool(np.all(distance[i, :i] > min_distance)) for i in range(len(x))])
-    ''',
 )
 
 
@@ -554,28 +532,6 @@ ex3 = CodingExercise(
         "it) / len(outside) (0 when there are no others). Sort the cluster's words by score, "
         "highest first, and keep k.",
     ],
-    solution='''
-        import re
-
-        def topic_words(texts, labels, k=3):
-            """{cluster label: its k most distinctive words}, best first."""
-            sets = [{w for w in re.findall(r"[a-z]+", t.lower())
-                     if len(w) >= 3 and w not in TOPIC_STOP_WORDS} for t in texts]
-            labels = list(labels)
-            result = {}
-            for cluster in sorted(set(labels)):
-                inside = [s for s, lab in zip(sets, labels) if lab == cluster]
-                outside = [s for s, lab in zip(sets, labels) if lab != cluster]
-
-                def score(w):
-                    share_in = sum(w in s for s in inside) / len(inside)
-                    share_out = sum(w in s for s in outside) / len(outside) if outside else 0.0
-                    return share_in - share_out
-
-                candidates = sorted(set().union(*inside))
-                result[cluster] = sorted(candidates, key=score, reverse=True)[:k]
-            return result
-    ''',
 )
 
 

@@ -157,24 +157,6 @@ ex1 = CodingExercise(
         "Normalise before comparing: drop commas; if there is a decimal part made only of zeros, drop "
         "it; compare the string with the answer (turn '-0' into '0').",
     ],
-    solution=r'''
-        import re
-
-        def check_answer(reply, answer):
-            """True when the reply's last 'Answer:' line holds exactly `answer`."""
-            lines = re.findall(r"^[ *]*answer[ *]*:[ *]*(.*)$", reply, re.I | re.M)
-            if not lines:
-                return False
-            m = re.match(r"-?\d[\d,]*(?:\.\d+)?", lines[-1])
-            if not m:
-                return False
-            number = m.group(0).replace(",", "")
-            if "." in number and set(number.split(".")[1]) <= {"0"}:
-                number = number.split(".")[0]
-            if number == "-0":
-                number = "0"
-            return number == str(answer)
-    ''',
 )
 
 
@@ -247,15 +229,6 @@ ex2 = CodingExercise(
         "the product of (1 - k/i) for i from n-c+1 to n. With numpy that is one np.prod over an "
         "np.arange of those i; remember the early return for n - c < k.",
     ],
-    solution='''
-        import numpy as np
-
-        def pass_at_k(n, c, k):
-            """Chance that at least one of k attempts drawn from n (c right) is right."""
-            if n - c < k:
-                return 1.0
-            return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
-    ''',
 )
 
 
@@ -336,17 +309,6 @@ ex3 = CodingExercise(
         "count: best = max(counts.values()); return next(a for a in answers if a is not None and "
         "counts[a] == best).",
     ],
-    solution='''
-        from collections import Counter
-
-        def majority_vote(answers):
-            """The most common answer (None ignored); a tie goes to the one seen first."""
-            counts = Counter(a for a in answers if a is not None)
-            if not counts:
-                return None
-            best = max(counts.values())
-            return next(a for a in answers if a is not None and counts[a] == best)
-    ''',
 )
 
 

@@ -192,27 +192,6 @@ ex1 = CodingExercise(
         "separators; count the digits in each run (sum(ch.isdigit() for ch in run.group())) and call it a phone "
         "number when one run has 9 or more.",
     ],
-    solution=r'''
-        import re
-
-
-        def contact_details(text):
-            """The kinds of contact detail in `text`: a subset of {'email', 'phone', 'link'}."""
-            email = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-            link = (r"https?://\S+|\bwww\.\S+|(?<![\w@.-])(?:[A-Za-z0-9-]+\.)+"
-                    r"(?:com|org|net|edu|gov|io|info|co|uk|de|fr|es)\b(?:/\S*)?")
-            found = set()
-            if re.search(email, text):
-                found.add("email")
-            text = re.sub(email, " ", text)
-            if re.search(link, text, re.I):
-                found.add("link")
-            text = re.sub(link, " ", text, flags=re.I)
-            for run in re.finditer(r"\+?\(?\d(?:[ ().-]{0,2}\d)*", text):
-                if sum(ch.isdigit() for ch in run.group()) >= 9:
-                    found.add("phone")
-            return found
-    ''',
 )
 
 
@@ -332,24 +311,6 @@ ex2 = CodingExercise(
         "three keys, each holding a list with one message: the prompt as {'role': 'user', ...}, each reply "
         "as {'role': 'assistant', ...}.",
     ],
-    solution='''
-        def preference_pairs(records, conversational=False):
-            """Verified (rejected=original, chosen=revision) pairs in TRL's preference format."""
-            pairs = []
-            for r in records:
-                chosen, rejected = r["revision"].strip(), r["original"].strip()
-                if not chosen or chosen == rejected:
-                    continue
-                if not r["revision_complies"] or r["original_complies"]:
-                    continue
-                if conversational:
-                    pairs.append({"prompt": [{"role": "user", "content": r["prompt"]}],
-                                  "chosen": [{"role": "assistant", "content": chosen}],
-                                  "rejected": [{"role": "assistant", "content": rejected}]})
-                else:
-                    pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": rejected})
-            return pairs
-    ''',
 )
 
 
@@ -467,18 +428,6 @@ ex3 = CodingExercise(
         "Return float(loss) and the two reward arrays. If you prefer torch, use -F.logsigmoid(z).mean() and "
         "return loss.item(), chosen.tolist(), rejected.tolist().",
     ],
-    solution='''
-        import numpy as np
-
-        def dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps, beta):
-            """(mean DPO loss, chosen rewards, rejected rewards) for a batch of pairs."""
-            pc, pr, rc, rr = (np.asarray(x, dtype=float) for x in
-                              (policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps))
-            chosen = beta * (pc - rc)
-            rejected = beta * (pr - rr)
-            loss = np.mean(np.logaddexp(0.0, -(chosen - rejected)))
-            return float(loss), chosen, rejected
-    ''',
 )
 
 

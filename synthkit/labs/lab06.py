@@ -142,19 +142,6 @@ ex1 = CodingExercise(
         "which of your two distributions is `input`, in what form, and which reduction averages over "
         "rows only? Return loss.item().",
     ],
-    solution='''
-        import torch
-        import torch.nn.functional as F
-
-        def kd_loss(student_logits, teacher_logits, T):
-            """T² · KL(softmax(teacher/T) || softmax(student/T)), mean over rows."""
-            s = torch.as_tensor(student_logits, dtype=torch.float64)
-            t = torch.as_tensor(teacher_logits, dtype=torch.float64)
-            log_q = F.log_softmax(s / T, dim=-1)
-            log_p = F.log_softmax(t / T, dim=-1)
-            kl = (log_p.exp() * (log_p - log_q)).sum(-1)
-            return float(T * T * kl.mean())
-    ''',
 )
 
 
@@ -246,19 +233,6 @@ ex2 = CodingExercise(
         "Renormalise over the kept k: log p_i = s_i − log Σ_j exp(s_j), the sum over the kept k only. "
         "Subtract the row maximum before exp so nothing overflows (or use scipy/torch logsumexp).",
     ],
-    solution='''
-        import numpy as np
-
-        def top_k_renormalised(scores, k):
-            """Ids of each row's k best scores (best first) and their log-probabilities
-            renormalised over those k."""
-            scores = np.asarray(scores, dtype=np.float64)
-            ids = np.argsort(-scores, axis=-1)[:, :k]
-            kept = np.take_along_axis(scores, ids, axis=-1)
-            kept = kept - kept.max(axis=-1, keepdims=True)
-            logprobs = kept - np.log(np.exp(kept).sum(axis=-1, keepdims=True))
-            return ids, logprobs
-    ''',
 )
 
 
@@ -385,26 +359,6 @@ ex3 = CodingExercise(
         "the number as an int, keep the weight only if that number is in `keep`, and rename it with the "
         "number's position in `keep`.",
     ],
-    solution='''
-        def pick_layers(n, k):
-            """k of n layer numbers, evenly spaced, first and last included."""
-            return [round(i * (n - 1) / (k - 1)) for i in range(k)]
-
-        def copy_layers(teacher_state, keep):
-            """The student's weights: non-layer weights as they are, teacher layer
-            keep[j] renamed to layer j."""
-            out = {}
-            for name, weight in teacher_state.items():
-                parts = name.split(".")
-                if len(parts) > 3 and parts[0] == "model" and parts[1] == "layers":
-                    layer = int(parts[2])
-                    if layer in keep:
-                        parts[2] = str(keep.index(layer))
-                        out[".".join(parts)] = weight
-                else:
-                    out[name] = weight
-            return out
-    ''',
 )
 
 

@@ -159,32 +159,6 @@ ex1 = CodingExercise(
         "For repetition: words = [w.lower() for w in text.split()], trigrams = list(zip(words, words[1:], "
         "words[2:])); compare len(set(trigrams)) / len(trigrams) with 0.5 only when there is at least one.",
     ],
-    solution=r'''
-        import re
-
-        PREAMBLES = ("sure", "certainly", "of course", "here is", "here's", "as an ai", "i'm sorry",
-                     "i am sorry", "absolutely", "great question", "what a ", "title:")
-
-        def textbook_quality(text, title):
-            """The rules a passage breaks, in order (an empty list: it is kept)."""
-            reasons = []
-            if len(text.split()) < 40:
-                reasons.append("short")
-            if any(re.match(r"^\s*(#|[-*•]\s|\d+[.)]\s|\*\*)", line) for line in text.splitlines()):
-                reasons.append("markup")
-            if text.strip().lower().startswith(PREAMBLES):
-                reasons.append("preamble")
-            if not text.strip() or text.strip()[-1] not in ".!?":
-                reasons.append("unfinished")
-            keys = {w.lower() for w in re.findall(r"[A-Za-z]+", title) if len(w) >= 4}
-            if keys and not keys & {w.lower() for w in re.findall(r"[A-Za-z]+", text)}:
-                reasons.append("off-topic")
-            words = [w.lower() for w in text.split()]
-            trigrams = list(zip(words, words[1:], words[2:]))
-            if trigrams and len(set(trigrams)) / len(trigrams) < 0.5:
-                reasons.append("repetitive")
-            return reasons
-    ''',
 )
 
 
@@ -257,17 +231,6 @@ ex2 = CodingExercise(
         "Watch for junk that is inf or nan at padding in real pipelines: np.where(mask > 0, losses, 0.0) "
         "drops it where multiplying by 0 would not (inf * 0 is nan).",
     ],
-    solution='''
-        import numpy as np
-
-        def masked_perplexity(losses, mask):
-            """exp(mean loss over the real tokens), pooled over all rows."""
-            losses, mask = np.asarray(losses, dtype=float), np.asarray(mask, dtype=float)
-            n = mask.sum()
-            if n == 0:
-                raise ValueError("no real token: perplexity is undefined")
-            return float(np.exp(np.where(mask > 0, losses, 0.0).sum() / n))
-    ''',
 )
 
 
@@ -371,32 +334,6 @@ ex3 = CodingExercise(
         "Use one rng = random.Random(seed) for everything, so the same seed gives the same mix. A quota of "
         "zero takes nothing; a positive quota with no tokens in the source is a ValueError.",
     ],
-    solution='''
-        import random
-
-        def mix_by_tokens(real, synthetic, budget, share, seed=0):
-            """Documents adding up to `budget` tokens, round(share * budget) of them synthetic."""
-            rng = random.Random(seed)
-
-            def take(docs, quota):
-                if quota and not sum(map(len, docs)):
-                    raise ValueError("a quota of tokens from a source with no text")
-                out = []
-                while quota:
-                    for i in rng.sample(range(len(docs)), len(docs)):
-                        piece = docs[i][:quota]
-                        if piece:
-                            out.append(piece)
-                            quota -= len(piece)
-                        if not quota:
-                            break
-                return out
-
-            n_synth = round(share * budget)
-            mixed = take(synthetic, n_synth) + take(real, budget - n_synth)
-            rng.shuffle(mixed)
-            return mixed
-    ''',
 )
 
 

@@ -117,18 +117,6 @@ ex1 = CodingExercise(
         "For 'replace' return only the new points; for 'accumulate' glue the old data in front of them "
         "with np.concatenate (a new array: never modify `data` in place).",
     ],
-    solution='''
-        import numpy as np
-
-        def gaussian_step(data, n, regime, seed):
-            """Fit N(mean, var) to data, draw n points from it, return the next training data."""
-            data = np.asarray(data, dtype=float)
-            rng = np.random.default_rng(seed)
-            new = rng.normal(data.mean(), data.std(), size=n)
-            if regime == "replace":
-                return new
-            return np.concatenate([data, new])
-    ''',
 )
 
 
@@ -213,15 +201,6 @@ ex2 = CodingExercise(
         "about n·p, but 1 - p is exactly 1.0 in a float. np.log1p(-p) keeps the tiny p, and np.expm1 keeps "
         "the tiny difference from 1.",
     ],
-    solution='''
-        import numpy as np
-
-        def expected_survivors(probs, n):
-            """Expected number of categories drawn at least once in n samples."""
-            p = np.asarray(probs, dtype=float)
-            with np.errstate(divide="ignore"):  # p = 1: log1p(-1) is -inf, so that one surely survives
-                return float((-np.expm1(n * np.log1p(-p))).sum())
-    ''',
 )
 
 
@@ -302,18 +281,6 @@ ex3 = CodingExercise(
         "The entropy is the sum over distinct words of -p·log2(p), a number in bits. With no words at "
         "all, return 0.0 (there is nothing to be uncertain about).",
     ],
-    solution='''
-        import math
-        from collections import Counter
-
-        from synthkit.collapse import words
-
-        def unigram_entropy(texts):
-            """Entropy in bits of the word distribution pooled over all texts."""
-            counts = Counter(w for t in texts for w in words(t))
-            total = sum(counts.values())
-            return -sum(k / total * math.log2(k / total) for k in counts.values()) if total else 0.0
-    ''',
 )
 
 

@@ -180,25 +180,6 @@ ex1 = CodingExercise(
         "Add all the (possibly doubled) digits; the number is valid when the total ends in 0 "
         "(total % 10 == 0).",
     ],
-    solution=r'''
-        import re
-
-        def luhn_valid(number):
-            """True for 13-19 digits (single spaces/hyphens between them) whose Luhn sum ends in 0."""
-            if not re.fullmatch(r"\d(?:[ -]?\d)*", number):
-                return False
-            digits = [int(ch) for ch in number if ch.isdigit()]
-            if not 13 <= len(digits) <= 19:
-                return False
-            total = 0
-            for i, d in enumerate(reversed(digits)):
-                if i % 2 == 1:
-                    d *= 2
-                    if d > 9:
-                        d -= 9
-                total += d
-            return total % 10 == 0
-    ''',
 )
 
 
@@ -360,23 +341,6 @@ ex2 = CodingExercise(
         "Scan each training text separately (joining them invents n-grams across their boundary): slide a "
         "window of the same size over its words and return True on the first window in the set.",
     ],
-    solution=r'''
-        import re
-
-        def is_dirty(example, training_texts, n=13):
-            """True when `example` shares a run of n words with one training text (or, shorter than
-            n words, appears whole in one), ignoring case and punctuation."""
-            w = re.findall(r"\w+", example.lower())
-            if not w:
-                return False
-            size = min(n, len(w))
-            grams = {tuple(w[i:i + size]) for i in range(len(w) - size + 1)}
-            for text in training_texts:
-                t = re.findall(r"\w+", text.lower())
-                if any(tuple(t[i:i + size]) in grams for i in range(len(t) - size + 1)):
-                    return True
-            return False
-    ''',
 )
 
 
@@ -507,35 +471,6 @@ ex3 = CodingExercise(
         "Last, a licence that is a string equal to 'unknown' or blank, ignoring case and spaces, adds "
         "'unknown-license'. Append {'line': number, 'kind': kind} for each finding.",
     ],
-    solution=r'''
-        import json
-
-        def provenance_findings(lines):
-            """[{'line': n, 'kind': k}, ...] for the provenance problems of JSONL `lines` (1-based)."""
-            out = []
-            for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    out.append({"line": number, "kind": "not-json"})
-                    continue
-                if not isinstance(record, dict):
-                    out.append({"line": number, "kind": "not-object"})
-                    continue
-                prov = record.get("provenance")
-                if not isinstance(prov, dict):
-                    out.append({"line": number, "kind": "missing-provenance"})
-                    continue
-                for field in ("model", "params", "seed", "license"):
-                    if prov.get(field) is None:
-                        out.append({"line": number, "kind": f"missing-{field}"})
-                lic = prov.get("license")
-                if isinstance(lic, str) and lic.strip().lower() in ("", "unknown"):
-                    out.append({"line": number, "kind": "unknown-license"})
-            return out
-    ''',
 )
 
 

@@ -142,20 +142,6 @@ ex1 = CodingExercise(
         "Replace the best so far only when a key is strictly greater: then a tie keeps the earlier one. "
         "Nothing eligible: return None.",
     ],
-    solution='''
-        def best_of_k(candidates, min_score=1.0):
-            """Index of the candidate to keep (verifier first, judge score second), or None."""
-            best, best_key = None, None
-            for i, c in enumerate(candidates):
-                if c["verified"] is False:
-                    continue
-                if c["verified"] is None and c["score"] < min_score:
-                    continue
-                key = (c["verified"] is True, c["score"])
-                if best_key is None or key > best_key:
-                    best, best_key = i, key
-            return best
-    ''',
 )
 
 
@@ -275,30 +261,6 @@ ex2 = CodingExercise(
         "Count the normalised answers (a dict or collections.Counter), skipping None.",
         "Collect every answer whose count is >= quorum. Exactly one: return it. None or two: return None.",
     ],
-    solution=r'''
-        import re
-
-        def consensus(answers, quorum):
-            """The one answer (normalised) that at least `quorum` teachers gave, else None."""
-            def normal(a):
-                if a is None:
-                    return None
-                text = str(a).strip()
-                number = text.replace(",", "")
-                if re.fullmatch(r"-?\d+(?:\.\d+)?", number):
-                    if "." in number:
-                        number = number.rstrip("0").rstrip(".")
-                    return "0" if number == "-0" else number
-                return " ".join(text.lower().split()) or None
-
-            counts = {}
-            for a in answers.values():
-                a = normal(a)
-                if a is not None:
-                    counts[a] = counts.get(a, 0) + 1
-            winners = [a for a, k in counts.items() if k >= quorum]
-            return winners[0] if len(winners) == 1 else None
-    ''',
 )
 
 
@@ -411,28 +373,6 @@ ex3 = CodingExercise(
         "For loops, mark a node 'open' while you walk its parents and 'done' after: meeting an 'open' node "
         "again means you went round in a circle; raise ValueError naming it.",
     ],
-    solution='''
-        def lineage(manifests, final):
-            """The ids `final` was made from, parents before children, `final` last."""
-            by_id = {m["id"]: m for m in manifests}
-            order, state = [], {}
-
-            def visit(node, child):
-                if node not in by_id:
-                    raise ValueError(f"{node!r} (named by {child!r}) has no manifest")
-                if state.get(node) == "done":
-                    return
-                if state.get(node) == "open":
-                    raise ValueError(f"the parents form a loop through {node!r}")
-                state[node] = "open"
-                for parent in by_id[node]["parents"]:
-                    visit(parent, node)
-                state[node] = "done"
-                order.append(node)
-
-            visit(final, None)
-            return order
-    ''',
 )
 
 
