@@ -25,6 +25,17 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "synthkit"
 
 
+def model_copy_dir() -> Path:
+    """Where converted copies of a shipped model file (the teacher's bf16 or Q8_0 copy) and the
+    measured choice between them live: $SYNTHKIT_MODEL_CACHE, else the cache's models/ folder.
+
+    A folder of its own because these depend only on the model file and the machine, never on
+    what was generated: the test suite starts every run with an empty cache but keeps this
+    folder between runs, so it converts and measures once per machine, not once per run."""
+    env = os.environ.get("SYNTHKIT_MODEL_CACHE")
+    return Path(env) if env else cache_dir() / "models"
+
+
 def cache_enabled() -> bool:
     return os.environ.get("SYNTHKIT_CACHE", "on").lower() not in {"0", "off", "false", "no"}
 

@@ -621,10 +621,10 @@ def sampled_logps(model, generations, *, batch_size: int = 8) -> list[tuple[floa
     # for its CLI, and no other function here needs torch
     import torch
 
-    from .train.loop import _parts
+    from .train.loop import decoder_and_head
 
     net = model.model
-    decoder, head = _parts(net)
+    decoder, head = decoder_and_head(net)
     ends = sorted(model.eos_ids)
     was_training, out = net.training, []
     net.eval()

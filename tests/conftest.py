@@ -9,6 +9,11 @@ _tmp = tempfile.mkdtemp(prefix="synthkit-tests-")
 os.environ.setdefault("SYNTHKIT_CACHE_DIR", os.path.join(_tmp, "cache"))
 os.environ.setdefault("SYNTHKIT_HOME", os.path.join(_tmp, "home"))
 os.environ.setdefault("SYNTHKIT_PROFILE", "ci")
+# The teacher's converted copy and the measured weight format depend only on the model file
+# and the machine: keep them between runs (pytest's own cache folder, ignored by git) rather
+# than converting and measuring again in every run's fresh cache.
+os.environ.setdefault("SYNTHKIT_MODEL_CACHE", os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), ".pytest_cache", "synthkit-models"))
 
 import pytest  # noqa: E402
 
@@ -18,6 +23,14 @@ def llama_model():
     """The embedded teacher on llama.cpp, loaded once for the whole run."""
     from synthkit import load_model
     return load_model(n_parallel=8, n_ctx=512)
+
+
+@pytest.fixture(scope="session")
+def torch_teacher():
+    """The embedded teacher in PyTorch (about 15 s to load), loaded once for the whole run.
+    Shared: a test that trains it must put its weights back (see test_dpo's `policy`)."""
+    from synthkit import load_model
+    return load_model(backend="torch", device="cpu")
 
 
 # --- tiers -------------------------------------------------------------------------------

@@ -229,11 +229,11 @@ def test_cli_writes_pairs_records_and_refuses_bad_input(tmp_path, teacher):
 
 # --- the price of training: scoring exactly what was sampled -------------------------------------
 
-def test_sampled_logps_scores_the_sampled_tokens_and_only_real_ends():
-    from synthkit import Sampling, load_model
+def test_sampled_logps_scores_the_sampled_tokens_and_only_real_ends(torch_teacher):
+    from synthkit import Sampling
     from synthkit.train import to_llamacpp
 
-    model = load_model(backend="torch", device="cpu")
+    model = torch_teacher
     exact = to_llamacpp(model, dtype="f32")  # the same weights, unrounded: what lab 05 samples its KL from
     prompts = ["Answer with one word: is the sea wet?", "Write a long story about a red fox in the snow."]
     draw = Sampling(temperature=1.0, top_p=1.0, top_k=0, max_tokens=16, logprobs=1, seed=3)

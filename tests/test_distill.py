@@ -154,12 +154,10 @@ PROMPTS = ["Name three colours of the rainbow.", "What do bees make?", "Say hell
 
 
 @pytest.fixture(scope="module")
-def teacher():
+def teacher(torch_teacher):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # see test_torch_backend: 2 threads fight on a busy 2-core box
-    import synthkit
-    t = synthkit.load_model(backend="torch", device="cpu")
-    yield t
+    yield torch_teacher
     torch.set_num_threads(threads)
 
 

@@ -125,13 +125,15 @@ PAIRS = [
 
 
 @pytest.fixture(scope="module")
-def policy():
-    import os
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from synthkit import load_model
-    model = load_model(backend="torch")
+def policy(torch_teacher):
+    """The session's teacher, trained in place by these tests: each test starts from the
+    initial weights (`_reset`), and they are put back for the modules that follow."""
+    model = torch_teacher
     model.initial = {k: v.detach().clone() for k, v in model.model.state_dict().items()}
-    return model
+    yield model
+    _reset(model)
+    model.model.eval()
+    del model.initial
 
 
 def _reset(policy):

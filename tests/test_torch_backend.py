@@ -16,20 +16,20 @@ QUESTIONS = ["hi", "Name three colors.",
 
 
 @pytest.fixture(scope="module")
-def m():
+def m(torch_teacher):
     # One thread: on a busy 2-core machine torch's two OpenMP threads keep waiting for
     # each other (measured: 13 s instead of 0.9 s for the same small batch).
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield synthkit.load_model(backend="torch", device="cpu")  # ~15 s: load once
+    yield torch_teacher
     torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
-def llama():
-    return synthkit.load_model(n_parallel=5)
+def llama(llama_model):
+    return llama_model   # the session's llama.cpp teacher (conftest)
 
 
 @pytest.fixture(scope="module")

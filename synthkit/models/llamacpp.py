@@ -91,8 +91,8 @@ def _machine_key(L) -> str:
 
 
 def _choice_file() -> Path:
-    from ..cache import cache_dir
-    return cache_dir() / "models" / "format-choice.json"
+    from ..cache import model_copy_dir
+    return model_copy_dir() / "format-choice.json"
 
 
 def format_choice(L) -> dict | None:
@@ -158,7 +158,7 @@ def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
     to within 1/254 of its block's largest value (Q4_1's own step is 1/15 of the block's
     range): the same model, faster kernels.
     """
-    from ..cache import cache_dir
+    from ..cache import model_copy_dir
     from .base import file_fingerprint
 
     if requantize not in ("auto", *FORMATS):
@@ -174,7 +174,7 @@ def fast_cpu_copy(L, path: Path, requantize: str) -> Path:
             fmt = best_format(L, measure_with=path)
     else:
         fmt = requantize
-    out = cache_dir() / "models" / f"{Path(path).stem}-{file_fingerprint(str(path))}-{fmt}.gguf"
+    out = model_copy_dir() / f"{Path(path).stem}-{file_fingerprint(str(path))}-{fmt}.gguf"
     if out.exists():
         return out
     if requantize == "auto" and not _is_q4_1(L, path):

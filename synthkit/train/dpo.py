@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from ..bars import bar as progress_bar
 from .data import IGNORE, DataError, Example, collate, encode
-from .loop import (TrainingError, _parts, check_settings, find_checkpoint, fp32_master, model_method,
+from .loop import (TrainingError, decoder_and_head, check_settings, find_checkpoint, fp32_master, model_method,
                    out_of_memory_error, pick_precision, plan_steps, run, seed_everything, settings_digest,
                    torch_model, warmup_steps)
 
@@ -157,7 +157,7 @@ def sequence_logps(net, batch: dict) -> torch.Tensor:
 
     As in `loop.taught_loss`, the output layer runs only at taught positions: a reply's
     log-probability needs no logits for prompt or padding tokens."""
-    decoder, head = _parts(net)
+    decoder, head = decoder_and_head(net)
     hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                      use_cache=False).last_hidden_state
     where = batch["labels"] != IGNORE
@@ -191,22 +191,6 @@ def reference_logps(model, pairs: list[Pair], *, batch_size: int = 8, precision=
     finally:
         net.train(was_training)
     return torch.cat(out)
-
-
-def reply_logps(model, records: list[dict], *, batch_size: int = 8, max_len: int = 512) -> list[tuple[float, int]]:
-    """(summed log-prob, reply tokens) of each {"prompt", "response"} record under `model`:
-    for KL and perplexity measurements after training."""
-    net = model.model
-    out = []
-    net.eval()
-    with torch.no_grad():
-        for s in range(0, len(records), batch_size):
-            exs = [_cut(encode(model, r, s + i), max_len)[0] for i, r in enumerate(records[s:s + batch_size])]
-            b = {k: v.to(net.device) for k, v in collate(exs, model.pad_id).items()}
-            logps = sequence_logps(net, b).float().cpu().tolist()
-            counts = (b["labels"] != IGNORE).sum(dim=1).cpu().tolist()
-            out += list(zip(logps, counts))
-    return out
 
 
 # --- the loop ----------------------------------------------------------------------------

@@ -46,8 +46,9 @@ import torch
 import torch.nn.functional as F
 
 from .data import IGNORE, Example, collate
-from .loop import (TrainingError, _parts, check_settings, evaluator, fp32_master, model_method, out_of_memory_error,
-                   pick_precision, plan_steps, run, seed_everything, settings_digest, torch_model, warmup_steps)
+from .loop import (TrainingError, check_settings, decoder_and_head, evaluator, fp32_master, model_method,
+                   out_of_memory_error, pick_precision, plan_steps, run, seed_everything, settings_digest, torch_model,
+                   warmup_steps)
 from .sft import RESULT_FIELDS as SFT_FIELDS
 from .sft import SFTResult
 
@@ -283,7 +284,7 @@ def _kd_loss(net, batch, taught: int, device, mode: str, temperature: float, alp
     b, ids, lps = batch
     b = {k: v.to(device) for k, v in b.items()}
     ids, lps = ids.to(device), lps.to(device)
-    decoder, head = _parts(net)
+    decoder, head = decoder_and_head(net)
     hidden = decoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
                      use_cache=False).last_hidden_state
     where = b["labels"] != IGNORE

@@ -90,7 +90,7 @@ def pick_precision(device, requested: str | None = None) -> Precision:
 
 # --- the loss ---------------------------------------------------------------------------
 
-def _parts(model):
+def decoder_and_head(model):
     """(decoder, lm_head) of a causal LM, seen through a peft wrapper if there is one."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     decoder = base.get_decoder() if hasattr(base, "get_decoder") else getattr(base, base.base_model_prefix)
@@ -105,7 +105,7 @@ def taught_loss(model, batch: dict) -> torch.Tensor:
     loss is thrown away. We run the decoder, pick the hidden states at taught positions
     only, and apply the output layer to those: the same loss, a fraction of the work.
     """
-    decoder, head = _parts(model)
+    decoder, head = decoder_and_head(model)
     hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                      use_cache=False).last_hidden_state
     where = batch["labels"] != IGNORE
