@@ -400,11 +400,11 @@ def _taught_logits(model, batch: dict, prec=None) -> tuple[torch.Tensor, torch.T
     """(logits at the taught positions (rows, vocab) in fp32, the taught labels)."""
     import contextlib
 
-    from .train.loop import _parts
+    from .train.loop import decoder_and_head
 
     net = model.model
     device = net.device
-    decoder, head = _parts(net)
+    decoder, head = decoder_and_head(net)
     ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
     labels = batch["labels"].to(device)
     with prec.autocast() if prec is not None else contextlib.nullcontext():
