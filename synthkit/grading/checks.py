@@ -23,14 +23,22 @@ pasted and re-compiled (that is the student's code as far as Python can tell).
 differs without giving the answer away; ``is_int``/``is_number``/``close`` are the number
 checks; ``name_the_slip`` picks the advice for the first known wrong reading that the
 student's value matches.
+
+**Naming the slip for a whole class.** ``slip_of`` turns a failure message into what it has
+in common with the same mistake made by another student on other random inputs: the advice
+``name_the_slip`` picked when the message carries it, else the message with its inputs
+(quoted strings, numbers, argument lists) replaced by placeholders. ``synthkit report``
+counts students per slip.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import math
 import numbers
 import os
+import re
 import sys
 import threading
 from contextlib import contextmanager
@@ -195,7 +203,71 @@ def name_the_slip(got, slips: Iterable[tuple[Callable[[], Any], str]], same: Cal
     for compute, advice in slips:
         try:
             if same(got, compute()):
+                named = _NAMED.get()
+                if named is not None and advice:
+                    named.append(advice)
                 return advice
         except Exception:  # noqa: BLE001 - a slip that cannot be computed here is no match
             continue
     return default
+
+
+# --- naming the slip for a whole class ---------------------------------------------------
+_NAMED: contextvars.ContextVar = contextvars.ContextVar("synthkit_named_slips", default=None)
+
+
+@contextmanager
+def noting_slips():
+    """Collect the advice ``name_the_slip`` gives inside the block (yields the list)."""
+    named: list[str] = []
+    token = _NAMED.set(named)
+    try:
+        yield named
+    finally:
+        _NAMED.reset(token)
+
+
+# a quoted literal (not an apostrophe inside a word), a number, a bracket group holding inputs
+_QUOTED = re.compile(r"""(?<![\w'"])(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")(?![\w'"])""")
+_NUMBER = re.compile(r"(?<![\w.#])[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_INPUT = re.compile(r"[#…]")
+_CLOSES = {")": "(", "]": "[", "}": "{"}
+
+
+def _collapse_groups(text: str) -> str:
+    """Each bracket group that holds an input ('…' or '#') becomes (…), innermost first; a
+    closing bracket whose opening one was cut by ``show_input``'s ellipsis is plain text."""
+    out: list[str] = []
+    opens: list[int] = []
+    for ch in text:
+        if ch in "([{":
+            opens.append(len(out))
+            out.append(ch)
+        elif ch in _CLOSES and opens and out[opens[-1]] == _CLOSES[ch]:
+            start = opens.pop()
+            if _INPUT.search("".join(out[start + 1:])):
+                out[start:] = [out[start] + "…" + ch]
+            else:
+                out.append(ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def normalise_message(message: str, limit: int = 240) -> str:
+    """`message` with the inputs taken out: quoted strings become '…', numbers '#', and a
+    bracket group holding either becomes (…), so two students' failures of the same kind on
+    different random inputs read the same."""
+    text = _QUOTED.sub("'…'", message or "")
+    text = _collapse_groups(_NUMBER.sub("#", text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slip_of(message: str, named: Iterable[str] = ()) -> str:
+    """What a failure has in common with the same mistake elsewhere: the advice a checker
+    named (when the message carries it), else the message without its inputs."""
+    for advice in reversed(list(named)):
+        if advice and advice.strip() in (message or ""):
+            return normalise_message(advice)
+    return normalise_message(message)

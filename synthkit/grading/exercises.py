@@ -35,7 +35,7 @@ from typing import Callable
 
 from . import store
 from .references import reference_code
-from .checks import refusal_message, refused_keys, refusing
+from .checks import noting_slips, refusal_message, refused_keys, refusing, slip_of
 from .outcomes import (BEGIN_SOLUTION, CRASHED, END_SOLUTION, ERROR, ESSAY_PLACEHOLDER, FAIL,  # noqa: F401
                        INVALID, MISSING, NOT_RUN, PASS, SLOW, STATUSES, SUBMITTED, TIMEOUT, CheckOutcome,
                        Failed, Missing, Raised, Result, Stopped, TooSlow, _a, _Alarm, show_input, time_limit)
@@ -45,10 +45,13 @@ class Checker:
     """What a check function gets: the student's namespace, a fresh random generator,
     and helpers that turn what the student's code does into clear feedback."""
 
-    def __init__(self, exercise: "CodingExercise", namespace: dict):
+    def __init__(self, exercise: "CodingExercise", namespace: dict, seed: str | int | None = None):
         self.exercise = exercise
         self.namespace = namespace
-        self.rng = random.Random(int.from_bytes(os.urandom(8), "little"))
+        # fresh draws in a notebook; under `synthkit grade` a seed from the submission's bytes,
+        # so grading the same file again gives the same rows
+        self.rng = random.Random(int.from_bytes(os.urandom(8), "little") if seed is None
+                                 else f"{seed}:{exercise.lab}:{exercise.name}")
 
     def get(self, name: str, *, callable_: bool = False):
         if name not in self.namespace:
@@ -136,7 +139,7 @@ class Exercise:
         self.hints = [hints] if isinstance(hints, str) else list(hints)
         self._solution = textwrap.dedent(solution).strip("\n")
 
-    def grade(self, namespace: dict) -> Result:
+    def grade(self, namespace: dict, seed: str | int | None = None) -> Result:
         raise NotImplementedError
 
     def check(self, namespace: dict | None = None) -> None:
@@ -209,21 +212,24 @@ class CodingExercise(Exercise):
             self._refused_keys = refused_keys(self.refuses)
         return self._refused_keys
 
-    def grade(self, namespace: dict) -> Result:
+    def grade(self, namespace: dict, seed: str | int | None = None) -> Result:
+        """The check's result; `seed` fixes its random draws (the grader passes one)."""
         start = time.perf_counter()
         status, message = PASS, ""
-        try:
-            extra = self.checker(Checker(self, namespace))
-            message = extra or self.success or "all checks passed."
-        except CheckOutcome as e:
-            status, message = e.status, str(e)
-        except _Alarm:  # the checker's own work ran out of time
-            status, message = SLOW, f"the check ran past {self.time_limit:g} s."
-        except Exception as e:  # a check that cannot run is reported, never a pass
-            status = ERROR
-            message = f"checking your code raised {type(e).__name__}: {e}{_student_frame(e)}"
+        with noting_slips() as named:
+            try:
+                extra = self.checker(Checker(self, namespace, seed))
+                message = extra or self.success or "all checks passed."
+            except CheckOutcome as e:
+                status, message = e.status, str(e)
+            except _Alarm:  # the checker's own work ran out of time
+                status, message = SLOW, f"the check ran past {self.time_limit:g} s."
+            except Exception as e:  # a check that cannot run is reported, never a pass
+                status = ERROR
+                message = f"checking your code raised {type(e).__name__}: {e}{_student_frame(e)}"
         return Result(self.lab, self.name, self.kind, status, message, self.points,
-                      round(time.perf_counter() - start, 3))
+                      round(time.perf_counter() - start, 3),
+                      slip=None if status == PASS else slip_of(message, named))
 
 
 class EssayExercise(Exercise):
@@ -245,7 +251,7 @@ class EssayExercise(Exercise):
         self.prompt = textwrap.dedent(prompt).strip()
         self.variable = variable or f"{name}_answer"
 
-    def grade(self, namespace: dict) -> Result:
+    def grade(self, namespace: dict, seed: str | int | None = None) -> Result:
         answer = namespace.get(self.variable)
         if answer is None:
             return Result(self.lab, self.name, self.kind, MISSING,
@@ -281,12 +287,13 @@ class EssayExercise(Exercise):
 
 
 # --- grading a whole lab ---------------------------------------------------------------
-def grade_all(exercises: list[Exercise], namespace: dict) -> list[Result]:
-    """Every exercise's result against one namespace; one failure never stops the rest."""
+def grade_all(exercises: list[Exercise], namespace: dict, seed: str | int | None = None) -> list[Result]:
+    """Every exercise's result against one namespace; one failure never stops the rest.
+    `seed`: the checks' random draws are fixed by it (else fresh)."""
     results = []
     for ex in exercises:
         try:
-            results.append(ex.grade(namespace))
+            results.append(ex.grade(namespace) if seed is None else ex.grade(namespace, seed))
         except BaseException as e:  # noqa: BLE001 - a grader must report, not stop
             if isinstance(e, KeyboardInterrupt):
                 raise

@@ -35,6 +35,7 @@ class Result:
     max_points: float = 1.0
     seconds: float = 0.0
     answer: str | None = None  # an essay's text
+    slip: str | None = None  # what a failure has in common with the same mistake elsewhere (``checks.slip_of``)
 
     @property
     def passed(self) -> bool:

@@ -89,7 +89,8 @@ def _needed_names(exercises) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _grade_remotely(lab: str, connection_info: dict, process) -> tuple[list[dict] | None, str, str]:
+def _grade_remotely(lab: str, connection_info: dict, process,
+                    seed: str | None = None) -> tuple[list[dict] | None, str, str]:
     """Run lab `lab`'s checks here against the kernel's objects: (result dicts, or None
     with why and the rows' status)."""
     from .exercises import grade_all
@@ -121,12 +122,12 @@ def _grade_remotely(lab: str, connection_info: dict, process) -> tuple[list[dict
                 return None, str(e), CRASHED
             except Exception as e:  # noqa: BLE001 - whatever the kernel sent, the grader reports
                 return None, f"the grader could not read the kernel's answer ({type(e).__name__}: {e})", NOT_RUN
-        return [r.to_dict() for r in grade_all(exercises, namespace)], "", ""
+        return [r.to_dict() for r in grade_all(exercises, namespace, seed)], "", ""
     finally:
         sandbox.close()
 
 
-def _after_cells(lab: str | None, att: _Attempt):
+def _after_cells(lab: str | None, att: _Attempt, seed: str | None = None):
     async def grade_now(client, run: CellRun) -> None:
         if not lab:
             return
@@ -134,7 +135,7 @@ def _after_cells(lab: str | None, att: _Attempt):
             run.died_at = next(i.index for i in run.issues if i.kind == "timeout") - 1
             return
         info = client.km.get_connection_info(session=False)
-        checks, problem, status = await asyncio.to_thread(_grade_remotely, lab, info, kernel_process(client))
+        checks, problem, status = await asyncio.to_thread(_grade_remotely, lab, info, kernel_process(client), seed)
         if status == "aborted":
             # After an interrupted cell the kernel can go on aborting every request (seen
             # here, timing-dependent): answer-less, it is as good as stuck. Run the
@@ -152,10 +153,10 @@ def _after_cells(lab: str | None, att: _Attempt):
 
 
 async def _attempt(nb, lab: str | None, *, timeout: float, env: dict, cwd: str,
-                   skip: set[int], checks: bool) -> _Attempt:
+                   skip: set[int], checks: bool, seed: str | None = None) -> _Attempt:
     att = _Attempt()
     run = await run_cells(nb, timeout=timeout, env=env, cwd=cwd, skip=skip,
-                          after=_after_cells(lab, att) if checks else None)
+                          after=_after_cells(lab, att, seed) if checks else None)
     att.issues, att.died_at, att.last_words = run.issues, run.died_at, run.last_words
     return att
 
@@ -213,7 +214,8 @@ def lab_of(path: str | Path, nb=None) -> str | None:
 
 async def run_notebook_async(path: str | Path, *, lab: str | None = None, profile: str | None = None,
                              timeout: float | None = None, env: dict | None = None,
-                             cwd: str | Path | None = None, checks: bool = True) -> RunResult:
+                             cwd: str | Path | None = None, checks: bool = True,
+                             seed: str | None = None) -> RunResult:
     from ..profiles import profile as current_profile
     from .registry import lab_exercises
     from .scan import patches
@@ -252,7 +254,7 @@ async def run_notebook_async(path: str | Path, *, lab: str | None = None, profil
         for _ in range(MAX_ATTEMPTS):
             run_nb = nb if not attempts else read_notebook(path)
             att = await _attempt(run_nb, lab, timeout=timeout, env=kernel_environment, cwd=cwd,
-                                 skip=skip, checks=checks)
+                                 skip=skip, checks=checks, seed=seed)
             attempts.append(att)
             result.notebook = run_nb
             if att.died_at is None:
@@ -290,7 +292,8 @@ def run_notebook(path: str | Path, **kwargs) -> RunResult:
 
     Keyword arguments: lab ("00"; default from the notebook), profile ("ci", "laptop",
     "gpu"; default the current one), timeout (seconds per cell), env (extra variables
-    for the kernel), cwd (the kernel's folder; default the notebook's), checks (bool).
+    for the kernel), cwd (the kernel's folder; default the notebook's), checks (bool),
+    seed (fixes the checks' random draws; `synthkit grade` derives it from the file's bytes).
     """
     try:
         asyncio.get_running_loop()
