@@ -40,11 +40,22 @@ def register(subparsers) -> None:
                                           "the grader's own process, calling the student's functions in that "
                                           "kernel; one CSV row per student x exercise (with a 'flags' column "
                                           "for code that patches imported modules) and a JSON report beside it.")
-    p.add_argument("submissions", nargs="+", help="notebooks, or folders of them")
+    p.add_argument("submissions", nargs="*", help="notebooks, or folders of them (none: only fold in --marks)")
     p.add_argument("--out", default="grades.csv", help="CSV to write (default: grades.csv; report: .json)")
     p.add_argument("--jobs", type=int, default=2, help="submissions run at once (default: 2)")
     p.add_argument("--timeout", type=float, default=None, help="seconds per cell (default: 120 under ci)")
     p.add_argument("--lab", default=None, help="grade as this lab (default: from each notebook)")
+    p.add_argument("--student", action="append", default=None, metavar="NAME",
+                   help="regrade only this student (repeatable); the rest of the gradebook is kept")
+    p.add_argument("--only-lab", action="append", default=None, metavar="NN",
+                   help="regrade only this lab's submissions (repeatable); the rest of the gradebook is kept")
+    p.add_argument("--marks", default=None, metavar="CSV",
+                   help="fold essay marks (student, question, mark, comment; see `synthkit essays`) into the gradebook")
+    p.add_argument("--canvas", default=None, metavar="CSV", help="also write Canvas's gradebook import file")
+    p.add_argument("--roster", default=None, metavar="CSV",
+                   help="Canvas's gradebook export: names, SIS ids, sections and assignment columns for --canvas")
+    p.add_argument("--wide", default=None, metavar="CSV",
+                   help="also write a wide CSV: one row per student, a column per lab and exercise")
     _profile_arg(p, "ci", "default: ci, so a class grades quickly")
     p.set_defaults(func=cmd_grade)
 
@@ -87,16 +98,42 @@ def cmd_run(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from ..grading.grade import grade, summary_table
+    import time
 
+    from ..grading import gradebook, lms
+    from ..grading.course import CourseError, load_course
+    from ..grading.grade import grade, summary_line, summary_table
+
+    if not args.submissions and not args.marks:
+        print("synthkit grade: give the submissions to grade (or --marks to fold marks into --out)", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
     try:
-        subs = grade(args.submissions, args.out, jobs=args.jobs, timeout=args.timeout,
-                     profile=args.profile, lab=args.lab)
-    except FileNotFoundError as e:
+        course = load_course()
+        if args.marks and (not args.submissions or gradebook.json_path(args.out).is_file()):
+            gradebook.read_marks(gradebook.load(args.out), args.marks)  # a bad file stops here, before grading
+        subs = []
+        if args.submissions:
+            subs = grade(args.submissions, args.out, jobs=args.jobs, timeout=args.timeout, profile=args.profile,
+                         lab=args.lab, course=course, students=args.student, labs=args.only_lab)
+        book = gradebook.load(args.out)
+        if args.marks:
+            book, count = gradebook.merge_marks(book, args.marks)
+            gradebook.save(book, args.out)
+            print(f"{count} essay mark(s) from {args.marks} folded into {args.out}")
+        if args.canvas:
+            print(f"Canvas import file -> {lms.write_canvas(book, args.canvas, args.roster)}")
+        if args.wide:
+            print(f"wide CSV -> {lms.write_wide(book, args.wide)}")
+    except (FileNotFoundError, CourseError, gradebook.GradebookError) as e:
         print(f"synthkit grade: {e}", file=sys.stderr)
         return 2
-    print(summary_table(subs))
-    print(f"\n{len(subs)} submission(s) graded -> {args.out} (details: {Path(args.out).with_suffix('.json')})")
+    if subs:
+        print(summary_table(subs))
+        for note in book.get("notes", []):
+            print(f"note: {note}")
+        print(f"\n{len(subs)} submission(s) graded -> {args.out} (details: {gradebook.json_path(args.out)})")
+        print(summary_line(subs, time.perf_counter() - start))
     return 0
 
 

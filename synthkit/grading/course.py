@@ -7,6 +7,7 @@
     assigned = true
     due = 2026-02-06
     points = { ex1 = 2, essay1 = 1 }
+    late = { per_day = 0.1, max_days = 7, grace_hours = 1 }   # optional; also under [course]
 
 A lab's title and notebook are written once, in its lab module (``synthkit.labs.lab00``:
 ``TITLE``, ``NOTEBOOK``), because they belong to the lab's content and travel with the
@@ -27,10 +28,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .late import NO_PENALTY, LatePolicy, LateRuleError, parse_late, zone
 from .paths import (COURSE_FILE, ENV_COURSE, CourseError, find_course_file,  # noqa: F401  (re-exported)
                     remember_course)
 from .registry import lab_module
-_LAB_KEYS = {"assigned", "due", "points"}
+_LAB_KEYS = {"assigned", "due", "points", "late"}
 _MOVED = {"title": "TITLE", "notebook": "NOTEBOOK"}  # keys that live in the lab module
 
 
@@ -41,6 +43,7 @@ class LabConfig:
     assigned: bool = False
     due: _dt.date | _dt.datetime | None = None
     points: dict[str, float] = field(default_factory=dict)
+    late: LatePolicy | None = None  # None: the course's rule
 
 
 @dataclass
@@ -58,6 +61,17 @@ class Course:
     title: str = ""
     labs: dict[str, LabConfig] = field(default_factory=dict)
     path: Path | None = None
+    late: LatePolicy = NO_PENALTY  # the course-wide rule
+    timezone: str | None = None  # IANA name; None: this machine's
+
+    def late_policy(self, lab: str) -> LatePolicy:
+        """The late rule for `lab`: its own, else the course's."""
+        lc = self.labs.get(lab)
+        return lc.late if lc and lc.late is not None else self.late
+
+    def due(self, lab: str):
+        lc = self.labs.get(lab)
+        return lc.due if lc else None
 
     def points(self, lab: str, exercise: str, default: float) -> float:
         lc = self.labs.get(lab)
@@ -80,7 +94,16 @@ def load_course(path: str | os.PathLike | None = None) -> Course:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise CourseError(f"cannot read {path}: {e}") from None
-    course = Course(title=str(data.get("course", {}).get("title", "")), path=path)
+    head = data.get("course", {})
+    course = Course(title=str(head.get("title", "")), path=path)
+    try:
+        if "late" in head:
+            course.late = parse_late(head["late"], f"{path}: course.late")
+        if head.get("timezone"):
+            course.timezone = str(head["timezone"])
+            zone(course.timezone)
+    except LateRuleError as e:
+        raise CourseError(str(e)) from None
     labs = data.get("labs", {})
     if not isinstance(labs, dict):
         raise CourseError(f"{path}: [labs] should be a table of labs, e.g. [labs.00]")
@@ -104,8 +127,12 @@ def load_course(path: str | os.PathLike | None = None) -> Course:
         due = table.get("due")
         if due is not None and not isinstance(due, (_dt.date, _dt.datetime)):
             raise CourseError(f"{path}: labs.{lid}.due must be a TOML date (due = 2026-02-06); got {due!r}")
+        try:
+            late = parse_late(table["late"], f"{path}: labs.{lid}.late") if "late" in table else None
+        except LateRuleError as e:
+            raise CourseError(str(e)) from None
         course.labs[lid] = LabConfig(id=lid, assigned=bool(table.get("assigned", False)), due=due,
-                                     points={k: float(v) for k, v in points.items()})
+                                     points={k: float(v) for k, v in points.items()}, late=late)
     return course
 
 
