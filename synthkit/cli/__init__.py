@@ -5,6 +5,7 @@
     synthkit bench             one-at-a-time vs batched tokens/s (--contended: shared cores)
     synthkit cache             show or clear the generation cache
     synthkit assign|run|grade|progress   course machinery (instructors and students)
+    synthkit report|feedback|essays|marks|export   the instructor's term after grading
     synthkit magpie|self-instruct|rejection-sample   make a dataset
     synthkit sft               fine-tune a model on a JSONL of records (--resume)
     synthkit cai | dpo         preference pairs from a constitution; DPO on them (--resume)
@@ -18,10 +19,10 @@ import os
 import sys
 from pathlib import Path
 
-from . import audit, constitutional, course, distill, pretrain, rejection, techniques, training
+from . import audit, constitutional, course, distill, pretrain, rejection, techniques, term, training
 
 # the command groups, each a module of this package with a register(subparsers)
-COMMANDS = (course, techniques, training, rejection, distill, constitutional, pretrain, audit)
+COMMANDS = (course, term, techniques, training, rejection, distill, constitutional, pretrain, audit)
 
 
 def course_root(start: Path | None = None) -> Path:
