@@ -42,7 +42,7 @@ def test_attributes(m):
     assert m.n_vocab == 49152 and m.n_ctx == 8192
     assert m.chat_template and "<|im_start|>" in m.chat_template
     assert m.eos_token == "<|im_end|>" and m.tokenize("<|im_end|>") in ([i] for i in m.eos_ids)
-    assert m.fingerprint.endswith(":cpu:float32")
+    assert m.fingerprint.endswith(":gumbel32:cpu:float32")  # the sampler is part of the key
 
 
 def test_tokens_match_llamacpp(m, llama, chats):
@@ -201,3 +201,98 @@ def test_generation_precision_is_opt_in_with_its_own_cache_key(m, chats):
     assert m.fingerprint == base
     with pytest.raises(ValueError):
         m.set_generation_precision("fp8")
+
+
+# --- continuous batching, static cache, counter-based sampling ---------------------------
+
+EXPECTED = os.path.join(os.path.dirname(__file__), "data", "torch_greedy_expected.json")
+
+
+def test_greedy_equals_the_chunk_loop_before_the_static_cache(m):
+    # saved from the first decoder (fixed chunks on transformers' cache) before the
+    # static cache replaced it: greedy tokens and top-k log-probs must not move
+    import json
+
+    saved = json.load(open(EXPECTED))
+    assert m._decoder() == "static"
+    prompts = [m.apply_chat_template(q) for q in saved["questions"]]
+    old = m.batch_size
+    try:
+        m.batch_size = 2  # fewer slots than prompts: rows join as others finish
+        got = m.generate(prompts, temperature=0, max_tokens=24, **NO_CACHE)
+    finally:
+        m.batch_size = old
+    assert [g.token_ids for g in got] == saved["token_ids"]
+    lp = m.generate(m.apply_chat_template(saved["logprobs_question"]), temperature=0, max_tokens=4,
+                    logprobs=3, **NO_CACHE)[0].logprobs
+    for a, b in zip(lp, saved["logprobs"]):
+        assert a["token"] == b["token"] and [t for t, _ in a["top"]] == [t for t, _ in b["top"]]
+        assert np.allclose([v for _, v in a["top"]], [v for _, v in b["top"]], atol=1e-4)
+
+
+def test_sampled_tokens_do_not_depend_on_the_batch(m, chats):
+    # the same request alone, and inside a busy batch with fewer slots than requests
+    # (so it is admitted into a slot another row left), gives the same tokens
+    pre = pre_query_template(m.chat_template)
+    alone = m.generate(chats[1], max_tokens=10, seed=3, **NO_CACHE)[0]
+    old = m.batch_size
+    try:
+        m.batch_size = 3
+        busy = m.generate([pre] * 4 + [chats[0], chats[1], chats[2]], max_tokens=10, seed=3, **NO_CACHE)
+        m.decoder = "chunks"  # the chunk loop draws with the same sampler: same samples
+        chunks = m.generate([pre] * 4 + [chats[0], chats[1], chats[2]], max_tokens=10, seed=3, **NO_CACHE)
+    finally:
+        m.batch_size, m.decoder = old, "auto"
+    assert busy[5].token_ids == alone.token_ids
+    assert chunks.texts == busy.texts
+    assert len(set(busy.texts[:4])) > 1  # the four samples of one prompt differ
+
+
+def test_static_decode_step_matches_a_full_forward(m, chats):
+    # one decode step on the static cache, rows at different positions, gives the logits
+    # transformers computes for the whole sequence at once
+    import torch
+    from synthkit.models.static_decode import StaticKV, decode_step
+
+    ids = [m.prompt_ids(p) for p in chats[:2]]
+    nxt = [11, 42]
+    with torch.inference_mode():
+        kv = StaticKV(m.model, 2, max(len(i) for i in ids) + 4, torch.float32, "cpu")
+        for slot, p in enumerate(ids):
+            out = m.model(input_ids=torch.tensor([p]), use_cache=True)
+            cache = getattr(out, "cache", None) or out.past_key_values
+            kv.load(slot, torch.stack([layer.keys[0] for layer in cache.layers]),
+                    torch.stack([layer.values[0] for layer in cache.layers]), len(p))
+        got = decode_step(m.model, kv, torch.tensor(nxt), torch.tensor([len(p) for p in ids]), 2,
+                          max(len(p) for p in ids) + 1)
+        for row, (p, t) in enumerate(zip(ids, nxt)):
+            want = m.model(input_ids=torch.tensor([p + [t]])).logits[0, -1].float()
+            assert torch.allclose(got[row], want, atol=1e-3)
+
+
+def test_gumbel_draws_follow_the_distribution():
+    import torch
+    from synthkit.models.static_decode import gumbel_pick, uniforms
+
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]]).repeat(20000, 1)
+    ids = torch.tensor([[7, 3, 9, 1]]).repeat(20000, 1)
+    seeds = torch.arange(20000)
+    picks = gumbel_pick(probs, ids, seeds, torch.zeros(20000, dtype=torch.long))
+    share = [(picks == t).float().mean().item() for t in (7, 3, 9, 1)]
+    assert np.allclose(share, [0.5, 0.3, 0.15, 0.05], atol=0.015)
+    # a row's noise is a function of (seed, position, token id) alone: shuffling the rows
+    # or the candidates changes nothing
+    u = uniforms(seeds[:5], torch.arange(5), ids[:5])
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    assert torch.equal(uniforms(seeds[perm], torch.arange(5)[perm], ids[:5].flip(1)), u[perm].flip(1))
+    assert (u > 0).all() and (u < 1).all() and len(set(u.flatten().tolist())) == u.numel()
+    # and it changes with the position
+    assert not torch.equal(uniforms(seeds[:5], torch.arange(5) + 1, ids[:5]), u)
+
+
+def test_generation_restores_the_thread_count(m, chats):
+    import torch
+
+    before = torch.get_num_threads()
+    m.generate(chats[0], max_tokens=3, **NO_CACHE)
+    assert torch.get_num_threads() == before

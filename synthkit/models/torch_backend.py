@@ -35,7 +35,10 @@ import torch
 
 from ..errors import DeviceUnavailableError, ModelLoadError, PromptTooLongError
 from .base import Generation, Model, Request
+from .cores import CoreShare
 from .sampling import Sampling
+from .static_decode import (SAMPLER_TAG, CUDAGraphStep, StaticKV, decode_step, gumbel_pick,
+                            supports)
 
 # Tokens that end an assistant turn in common chat templates. A chat model emits one of
 # them, not necessarily the tokenizer's `eos_token`, when it is done answering.
@@ -156,7 +159,7 @@ class _Row:
     """One sequence being generated."""
 
     req: Request
-    generator: torch.Generator  # seeded with req.seed: this row's own randomness
+    generator: torch.Generator | None  # only the legacy sampler draws from one
     out_ids: list[int] = field(default_factory=list)
     logprobs: list[dict] | None = None
 
@@ -224,13 +227,37 @@ def filtered_probs(logits, s: Sampling):
     return torch.softmax(vals / s.temperature, dim=-1), ids
 
 
-def sample(logits, rows: list[_Row], s: Sampling) -> list[int]:
-    """One token per row; each row draws with its own generator."""
+def sample_per_row(logits, rows: list[_Row], s: Sampling) -> list[int]:
+    """The first sampler, kept for benchmarks (`decoder="chunks-legacy"`): each row draws
+    with its own generator, one `torch.multinomial` per row, then a host sync."""
     if s.greedy:
         return logits.argmax(-1).tolist()
     probs, ids = filtered_probs(logits, s)
     picks = [torch.multinomial(probs[i], 1, generator=r.generator) for i, r in enumerate(rows)]
     return ids.gather(1, torch.stack(picks)).squeeze(1).tolist()
+
+
+def draw(logits, seeds, positions, s: Sampling):
+    """One token per row, all rows at once, on the device: argmax when greedy, else a
+    Gumbel-max draw from llama.cpp's filtered distribution with counter-based noise from
+    (sequence seed, position, token id), so a row's draw never depends on its batch."""
+    if s.greedy:
+        return logits.argmax(-1)
+    probs, ids = filtered_probs(logits, s)
+    return gumbel_pick(probs, ids, seeds, positions)
+
+
+def host_step(logits, tokens, k: int) -> list[list]:
+    """What the host needs from a step, in one transfer: per row the token and, when
+    `k` > 0, its log-probability and the top-k (log-probability, id) of the raw model
+    distribution (no temperature, no filters)."""
+    if not k:
+        return [[t] for t in tokens.tolist()]
+    logp = logits.double().log_softmax(-1)
+    top_lp, top_ids = logp.topk(min(k, logp.shape[-1]))
+    packed = torch.cat([tokens[:, None].double(), logp.gather(1, tokens[:, None]), top_lp,
+                        top_ids.double()], dim=1)
+    return packed.tolist()
 
 
 # --- the model -----------------------------------------------------------------------------
@@ -331,7 +358,8 @@ class TorchModel(Model):
 
     def _fingerprint_extra(self) -> str:
         # bf16 on CUDA and fp32 on CPU give slightly different texts: separate cache keys
-        return f":{self.model.device.type}:{str(self.dtype).removeprefix('torch.')}"
+        # and the sampler: samples drawn by an earlier one must not be served as this one's
+        return f":{SAMPLER_TAG}:{self.model.device.type}:{str(self.dtype).removeprefix('torch.')}"
 
     # --- generation precision ------------------------------------------------------------
     # Training keeps fp32 weights (the optimizer's small updates need them); generation
@@ -405,23 +433,48 @@ class TorchModel(Model):
         return torch.cat(rows).numpy().astype(np.float32, copy=False)
 
     # --- generation ----------------------------------------------------------------------
+    # decoder: "static" (continuous batching on a static KV cache, see static_decode; the
+    # default where the architecture allows), "chunks" (fixed chunks on transformers' own
+    # cache, for other architectures), "chunks-legacy" (chunks with the first sampler:
+    # kept so benchmarks can compare against it; its samples differ from the other two).
+    decoder = "auto"
+
+    def _decoder(self) -> str:
+        if self.decoder == "auto":
+            return "static" if supports(self.model) else "chunks"
+        return self.decoder
+
     def _stream(self, requests: list[Request], sampling: Sampling):
-        """Generate in chunks of up to batch_size; yield each sequence as it finishes.
-
-        Requests are sorted by prompt length first so that a chunk holds prompts of
-        similar length and little padding; outputs do not depend on the grouping.
-        """
+        """Yield each sequence as it finishes (see `decoder`). Requests are sorted by
+        prompt length first, so prompts prefilled together need little padding; outputs
+        do not depend on the grouping."""
         ordered = sorted(requests, key=lambda r: len(r.prompt_ids))
+        if not ordered:
+            return
+        decoder = self._decoder()
+        if decoder == "static":
+            yield from self._run_static(ordered, sampling)
+            return
         for start in range(0, len(ordered), self.batch_size):
-            yield from self._run_chunk(ordered[start:start + self.batch_size], sampling)
+            yield from self._run_chunk(ordered[start:start + self.batch_size], sampling,
+                                       legacy=decoder == "chunks-legacy")
 
-    def _run_chunk(self, requests: list[Request], sampling: Sampling):
+    def _sample_rows(self, logits, rows: list[_Row], sampling: Sampling) -> list[list]:
+        """Draw for every row at once; one transfer to the host (see host_step)."""
+        dev = logits.device
+        seeds = torch.tensor([r.req.seed for r in rows], dtype=torch.long, device=dev)
+        steps = torch.tensor([len(r.out_ids) for r in rows], dtype=torch.long, device=dev)
+        return host_step(logits, draw(logits, seeds, steps, sampling), sampling.logprobs)
+
+    def _run_chunk(self, requests: list[Request], sampling: Sampling, legacy: bool = False):
         """Prefill one batch, then sample / yield the finished / drop them / step, until
         every row is done."""
         rows = []
         for req in requests:
-            gen = torch.Generator(device=self.model.device)
-            gen.manual_seed(req.seed)
+            gen = None
+            if legacy:
+                gen = torch.Generator(device=self.model.device)
+                gen.manual_seed(req.seed)
             rows.append(_Row(req, gen, logprobs=[] if sampling.logprobs else None))
         # inference_mode around each step, not around the yields: the caller's code runs
         # between yields and must not find itself in inference mode
@@ -429,9 +482,13 @@ class TorchModel(Model):
             batch = _Batch(self, [r.req.prompt_ids for r in rows])
         while rows:
             with torch.inference_mode():
-                tokens = sample(batch.logits, rows, sampling)
-                reasons = [self._advance(r, t, batch.logits[i], sampling)
-                           for i, (r, t) in enumerate(zip(rows, tokens))]
+                if legacy:
+                    tokens = sample_per_row(batch.logits, rows, sampling)
+                    picks = [[t] + self._legacy_logprobs(batch.logits[i], t, sampling.logprobs)
+                             for i, t in enumerate(tokens)]
+                else:
+                    picks = self._sample_rows(batch.logits, rows, sampling)
+                reasons = [self._advance(r, pick, sampling) for r, pick in zip(rows, picks)]
             for r, reason in zip(rows, reasons):
                 if reason:
                     yield r.req, self._finish(r, reason)
@@ -441,16 +498,125 @@ class TorchModel(Model):
             with torch.inference_mode():
                 if len(alive) < len(rows):
                     batch.keep(alive)
-                batch.step([tokens[i] for i in alive])
+                batch.step([int(picks[i][0]) for i in alive])
             rows = [rows[i] for i in alive]
 
-    def _advance(self, r: _Row, token: int, logits, sampling: Sampling) -> str | None:
-        """Record one sampled token; return a finish reason or None to go on.
-        Same order of checks as the llama.cpp backend."""
+    def _legacy_logprobs(self, logits, token: int, k: int) -> list:
+        if not k:
+            return []
+        return host_step(logits[None], torch.tensor([token], device=logits.device), k)[0][1:]
+
+    # --- continuous batching on a static cache --------------------------------------------
+    def _run_static(self, ordered: list[Request], sampling: Sampling):
+        """Slots hold live rows 0..n-1; each step: admit waiting prompts into free slots
+        (prefilled together, one prefill per distinct prompt), draw a token for every live
+        row, yield the finished, fill their holes with the last rows, decode one step."""
+        slots = min(self.batch_size, len(ordered))
+        longest = max(len(r.prompt_ids) for r in ordered)
+        max_len = min(self.n_ctx, longest + sampling.max_tokens)
+        fixed = self.model.device.type == "cuda"  # CUDA: every step the same shapes
+        autocast_bf16 = self.generation_precision == "bf16" and self.dtype == torch.float32
+        kv_dtype = torch.bfloat16 if autocast_bf16 else self.dtype
+        with torch.inference_mode():
+            kv = StaticKV(self.model, slots, max_len, kv_dtype, self.model.device)
+            logits = torch.empty((slots, self.n_vocab), dtype=torch.float32, device=self.model.device)
+        graph = None
+        waiting = list(reversed(ordered))  # pop() takes the shortest prompt first
+        rows: list[_Row] = []
+        lengths: list[int] = []  # tokens held in the cache, per live row
+        share, threads = self._core_share()
+        try:
+            while waiting or rows:
+                if threads is not None:
+                    self._set_threads(share.threads())
+                if waiting and len(rows) < slots:
+                    group = [waiting.pop() for _ in range(min(slots - len(rows), len(waiting)))]
+                    with torch.inference_mode():
+                        logits[len(rows):len(rows) + len(group)] = self._prefill(kv, group, len(rows))
+                    rows += [_Row(r, None, logprobs=[] if sampling.logprobs else None) for r in group]
+                    lengths += [len(r.prompt_ids) for r in group]
+                n = len(rows)
+                with torch.inference_mode():
+                    picks = self._sample_rows(logits[:n], rows, sampling)
+                    reasons = [self._advance(r, pick, sampling) for r, pick in zip(rows, picks)]
+                for r, reason in zip(rows, reasons):
+                    if reason:
+                        yield r.req, self._finish(r, reason)
+                alive = [i for i, reason in enumerate(reasons) if reason is None]
+                if not alive:
+                    rows, lengths = [], []
+                    continue
+                m = len(alive)
+                holes = [i for i in range(m) if reasons[i] is not None]
+                movers = [i for i in alive if i >= m]
+                with torch.inference_mode():
+                    if holes:  # live rows back into slots 0..m-1
+                        kv.move(movers, holes, max(lengths[i] for i in movers))
+                    order = [i for i in range(m)]
+                    for h, mv in zip(holes, movers):
+                        order[h] = mv
+                    rows = [rows[i] for i in order]
+                    lengths = [lengths[i] for i in order]
+                    dev = self.model.device
+                    tokens = torch.tensor([int(picks[i][0]) for i in order], dtype=torch.long, device=dev)
+                    positions = torch.tensor(lengths, dtype=torch.long, device=dev)
+                    if fixed and graph is None and self._use_cuda_graph():
+                        graph = CUDAGraphStep(self.model, kv, self.generation_autocast)
+                    if graph is not None:
+                        logits[:m] = graph(tokens, positions, m)
+                    else:
+                        width = kv.max_len if fixed else max(lengths) + 1
+                        with self.generation_autocast():
+                            logits[:m] = decode_step(self.model, kv, tokens, positions, m, width)
+                lengths = [x + 1 for x in lengths]
+        finally:
+            if threads is not None:
+                self._set_threads(threads)
+
+    def _prefill(self, kv: StaticKV, group: list[Request], first_slot: int):
+        """Prefill each distinct prompt of `group` once (left-padded together, as the chunk
+        loop does), copy its keys and values into the group's slots; next-token logits."""
+        distinct = list(dict.fromkeys(tuple(r.prompt_ids) for r in group))
+        where = {p: i for i, p in enumerate(distinct)}
+        batch = _Batch(self, [list(p) for p in distinct])
+        layers = batch.cache.layers
+        keys = torch.stack([layer.keys for layer in layers], dim=1)  # (rows, layers, heads, width, dim)
+        values = torch.stack([layer.values for layer in layers], dim=1)
+        src = []
+        for j, r in enumerate(group):
+            i = where[tuple(r.prompt_ids)]
+            kv.load(first_slot + j, keys[i], values[i], len(r.prompt_ids))
+            src.append(i)
+        return batch.logits[torch.tensor(src, device=batch.logits.device)]
+
+    def _use_cuda_graph(self) -> bool:
+        return os.environ.get("SYNTHKIT_CUDA_GRAPH", "1") != "0"
+
+    # --- threads: share the cores as llama.cpp does (models/cores.py) ----------------------
+    def _core_share(self):
+        """A CoreShare whose ceiling is torch's thread count now (so a caller's
+        torch.set_num_threads is respected), and that count to restore; (None, None) on CUDA."""
+        if self.model.device.type != "cpu" or os.environ.get("SYNTHKIT_THREADS", "").strip():
+            return None, None
+        threads = torch.get_num_threads()
+        return CoreShare(threads), threads
+
+    @staticmethod
+    def _set_threads(n: int) -> None:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+
+    def _advance(self, r: _Row, pick: list, sampling: Sampling) -> str | None:
+        """Record one sampled token (pick: [token, logprob, top values..., top ids...]);
+        return a finish reason or None to go on. Same order of checks as llama.cpp."""
+        token = int(pick[0])
         if token in self.eos_ids:
             return "stop"
         if r.logprobs is not None:
-            r.logprobs.append(self._top_logprobs(logits, token, sampling.logprobs))
+            k = (len(pick) - 2) // 2
+            r.logprobs.append({"token": self._token_text(token), "logprob": pick[1],
+                               "top": [[self._token_text(int(t)), v]
+                                       for v, t in zip(pick[2:2 + k], pick[2 + k:])]})
         r.out_ids.append(token)
         if sampling.stop:  # stop strings can span tokens: look at the decoded text
             text = self.detokenize(r.out_ids)
@@ -461,13 +627,6 @@ class TorchModel(Model):
         if len(r.req.prompt_ids) + len(r.out_ids) >= self.n_ctx:
             return "context"
         return None
-
-    def _top_logprobs(self, logits, token: int, k: int) -> dict:
-        """Log-probabilities of the raw model distribution (no temperature, no filters)."""
-        logp = logits.double().log_softmax(-1)
-        top_lp, top_ids = logp.topk(min(k, logp.shape[-1]))
-        return {"token": self._token_text(token), "logprob": float(logp[token]),
-                "top": [[self._token_text(int(t)), float(v)] for v, t in zip(top_lp.tolist(), top_ids.tolist())]}
 
     def _finish(self, r: _Row, reason: str) -> Generation:
         return Generation(prompt=r.req.prompt, text=self.detokenize(r.out_ids), finish_reason=reason,
