@@ -109,12 +109,24 @@ def run_bench(n: int = 32, max_tokens: int = 64, backends=("llama.cpp", "torch")
         if contended:
             result["contended"] = _contended(prompt, n, s)
     if "torch" in backends and ok.get("torch") == "ok":
-        for bs in (1, n):
-            model = load_model(backend="torch", batch_size=bs)
-            prompt = pre_query_template(model.chat_template, model.bos_token)
-            record("torch", f"batch_size={bs}", f"GGUF->{model.dtype} {model.device}",
-                   *_batched(model, prompt, n, s))
-            del model
+        model = load_model(backend="torch", batch_size=n)
+        prompt = pre_query_template(model.chat_template, model.bos_token)
+        weights = f"GGUF->{str(model.dtype).removeprefix('torch.')} {model.device}"
+        # the first decoder (fixed chunks, one generator per row) beside today's
+        # (continuous batching on a static cache), same model, same run
+        model.decoder = "chunks-legacy"
+        record("torch", f"batch_size={n}, chunk loop", weights, *_batched(model, prompt, n, s))
+        model.decoder = "auto"
+        record("torch", f"batch_size={n}", weights, *_batched(model, prompt, n, s))
+        model.set_generation_precision("bf16")
+        record("torch", f"batch_size={n}", weights + ", bf16 autocast", *_batched(model, prompt, n, s))
+        model.set_generation_precision("auto")
+        model.batch_size = 1
+        record("torch", "batch_size=1", weights, *_batched(model, prompt, n, s))
+        model.batch_size = n
+        if contended:
+            result["contended_torch"] = _contended_torch(model, prompt, n, s)
+        del model
     result["ratios"] = _ratios(rows)
     for name, value in result["ratios"].items():
         print(f"  ratio {name}: {value:.2f}x")
@@ -141,13 +153,41 @@ def _ratios(rows: list[dict]) -> dict[str, float]:
         "llama.cpp batched: chosen format / the other copy":
             (rate("batched (synthkit)"), rate("batched")),
         "torch batched / batch_size=1":
-            (next((r["tok_per_s"] for r in rows if r["backend"] == "torch" and r["mode"] != "batch_size=1"), None),
-             rate("batch_size=1")),
+            (rate(next((r["mode"] for r in rows if r["backend"] == "torch" and "," not in r["mode"]
+                        and r["mode"] != "batch_size=1"), "")), rate("batch_size=1")),
+        "torch static-cache batching / the chunk loop":
+            (next((r["tok_per_s"] for r in rows if r["backend"] == "torch" and r["mode"].startswith("batch_size=")
+                   and "," not in r["mode"] and r["mode"] != "batch_size=1"), None),
+             next((r["tok_per_s"] for r in rows if r["mode"].endswith("chunk loop")), None)),
     }
     return {k: a / b for k, (a, b) in pairs.items() if a and b}
 
 
 # --- contention ----------------------------------------------------------------------
+def _contended_torch(model, prompt: str, n: int, s: Sampling) -> dict:
+    """The torch backend alone and beside one CPU-bound process (its threads follow the
+    free cores, see TorchModel._core_share)."""
+    from .models.cores import others_busy
+    print("contended (torch): the same batched run alone and beside a CPU-bound loop", flush=True)
+    with others_busy() as background:
+        tokens, seconds = _batched(model, prompt, n, s)
+    idle = tokens / seconds
+    print(f"  torch alone                             {tokens:5d} tok {seconds:7.2f} s {idle:8.1f} tok/s "
+          f"(other processes kept {background.cores:.1f} cores busy meanwhile)", flush=True)
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    try:
+        time.sleep(0.5)
+        tokens, seconds = _batched(model, prompt, n, s, warm=False)
+    finally:
+        busy.kill()
+        busy.wait()
+    beside = tokens / seconds
+    print(f"  torch beside one CPU-bound process      {tokens:5d} tok {seconds:7.2f} s "
+          f"{beside:8.1f} tok/s = {beside / idle:.0%} of alone", flush=True)
+    return {"idle_tok_per_s": round(idle, 3), "beside_busy_tok_per_s": round(beside, 3),
+            "beside_busy_ratio": round(beside / idle, 3), "background_cores_during_idle": round(background.cores, 2)}
+
+
 BUSY_LOOP = "while True: pass"
 WORKER = ("import sys; from synthkit.bench import _worker; "
           "_worker(int(sys.argv[1]), int(sys.argv[2]))")
