@@ -1,23 +1,28 @@
 """PyTorch / transformers backend: the same interface as llama.cpp, on CUDA when present.
 
 The model runs as an ordinary transformers causal LM, but generation is our own loop,
-not `model.generate`: every sequence must sample with its own random generator (seeded
-from its request) so that its text does not depend on which other prompts shared its
-batch. That is what lets cached and fresh generations mix and a killed run resume.
+not `model.generate`: every sequence's tokens must depend only on its own seed, prompt
+and sample index, never on which other prompts shared its batch. That is what lets
+cached and fresh generations mix and a killed run resume.
 
-How a batch is generated:
+How sequences are generated (Llama-family models: `static_decode`; others: chunks):
 
-1. Prompts have different lengths, so they are LEFT-padded: the last prompt token of
-   every row then sits in the same (last) column, and each new token is appended as one
-   new column for all rows at once. An attention mask hides the padding, and position
-   ids count only real tokens, so padding changes nothing a row computes.
-2. One forward pass over the padded prompts fills the KV cache (past keys and values);
-   after that each step feeds just one token per row and reuses the cache.
-3. A row that finishes (end-of-turn token, stop string, max_tokens) is yielded at once
-   and removed from the batch, its cache rows included, so it costs no more compute.
+1. Prompts are prefilled by the transformers model, LEFT-padded together so that the
+   last prompt token of every row sits in the last column; an attention mask hides the
+   padding and position ids count only real tokens, so padding changes nothing a row
+   computes. A prompt asked for n times is prefilled once.
+2. Continuous batching: the prefilled keys and values are copied into a static KV cache
+   (slots x max length); a decode step feeds one token per live row, each at its own
+   position. A row that finishes (end-of-turn token, stop string, max_tokens) is yielded
+   at once and its slot taken by the next waiting prompt. On CUDA the step has fixed
+   shapes and is captured as a CUDA graph.
+3. Other architectures decode fixed chunks on transformers' own cache (finished rows
+   are dropped from the chunk).
 
 Sampling follows llama.cpp's chain exactly: top-k, then top-p, then min-p, then
-temperature, then a draw from what is left; temperature 0 is greedy argmax.
+temperature, then a draw from what is left (Gumbel-max with counter-based noise from
+the sequence's seed, position and token id: all rows in one go); temperature 0 is
+greedy argmax.
 """
 from __future__ import annotations
 
