@@ -296,3 +296,18 @@ def test_generation_restores_the_thread_count(m, chats):
     before = torch.get_num_threads()
     m.generate(chats[0], max_tokens=3, **NO_CACHE)
     assert torch.get_num_threads() == before
+
+
+def test_fixed_shape_steps_give_the_same_tokens(m):
+    # the step a CUDA graph captures attends over the whole preallocated length; on CPU
+    # the same code runs eagerly and must give the same greedy tokens
+    import json
+
+    saved = json.load(open(EXPECTED))
+    prompts = [m.apply_chat_template(q) for q in saved["questions"][:3]]
+    m.fixed_shapes = True
+    try:
+        got = m.generate(prompts, temperature=0, max_tokens=24, **NO_CACHE)
+    finally:
+        m.fixed_shapes = None
+    assert [g.token_ids for g in got] == saved["token_ids"][:3]

@@ -443,6 +443,9 @@ class TorchModel(Model):
     # cache, for other architectures), "chunks-legacy" (chunks with the first sampler:
     # kept so benchmarks can compare against it; its samples differ from the other two).
     decoder = "auto"
+    # fixed_shapes: every decode step over the full cache length (what a CUDA graph needs);
+    # None: on CUDA only. On CPU a step covers the live rows up to their longest length.
+    fixed_shapes: bool | None = None
 
     def _decoder(self) -> str:
         if self.decoder == "auto":
@@ -519,7 +522,7 @@ class TorchModel(Model):
         slots = min(self.batch_size, len(ordered))
         longest = max(len(r.prompt_ids) for r in ordered)
         max_len = min(self.n_ctx, longest + sampling.max_tokens)
-        fixed = self.model.device.type == "cuda"  # CUDA: every step the same shapes
+        fixed = self.fixed_shapes if self.fixed_shapes is not None else self.model.device.type == "cuda"
         autocast_bf16 = self.generation_precision == "bf16" and self.dtype == torch.float32
         kv_dtype = torch.bfloat16 if autocast_bf16 else self.dtype
         with torch.inference_mode():
@@ -565,7 +568,7 @@ class TorchModel(Model):
                     dev = self.model.device
                     tokens = torch.tensor([int(picks[i][0]) for i in order], dtype=torch.long, device=dev)
                     positions = torch.tensor(lengths, dtype=torch.long, device=dev)
-                    if fixed and graph is None and self._use_cuda_graph():
+                    if fixed and graph is None and self._use_cuda_graph() and self.model.device.type == "cuda":
                         graph = CUDAGraphStep(self.model, kv, self.generation_autocast)
                     if graph is not None:
                         logits[:m] = graph(tokens, positions, m)
