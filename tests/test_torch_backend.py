@@ -311,3 +311,15 @@ def test_fixed_shape_steps_give_the_same_tokens(m):
     finally:
         m.fixed_shapes = None
     assert [g.token_ids for g in got] == saved["token_ids"][:3]
+
+
+def test_bench_compares_the_torch_decoders():
+    from synthkit.bench import _ratios
+
+    rows = [dict(backend="torch", mode="batch_size=32, chunk loop", weights="w", tok_per_s=80.0),
+            dict(backend="torch", mode="batch_size=32", weights="w", tok_per_s=100.0),
+            dict(backend="torch", mode="batch_size=32", weights="w, bf16 autocast", tok_per_s=120.0),
+            dict(backend="torch", mode="batch_size=1", weights="w", tok_per_s=20.0)]
+    ratios = _ratios(rows)
+    assert ratios["torch batched / batch_size=1"] == 5.0
+    assert ratios["torch static-cache batching / the chunk loop"] == 1.25
