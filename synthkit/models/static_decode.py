@@ -118,12 +118,18 @@ class CUDAGraphStep:
     """`decode_step` over all slots and the full length, captured once as a CUDA graph.
 
     Its inputs live in fixed tensors; a call copies the live rows' tokens and positions
-    in (the other slots decode a dummy token at position 0, ignored) and replays."""
+    in (the other slots decode a dummy token at position 0, ignored: those slots are free,
+    and a prompt loaded into one overwrites it) and replays. Make it before any prompt is
+    loaded: the warm-up steps write into every slot. capture=False runs the same
+    fixed-shape step eagerly (how the CPU tests exercise this path)."""
 
-    def __init__(self, model, kv: StaticKV, autocast):
-        self.kv, dev = kv, kv.k.device
+    def __init__(self, model, kv: StaticKV, autocast, capture: bool = True):
+        self.model, self.kv, self.autocast, dev = model, kv, autocast, kv.k.device
         self.tokens = torch.zeros(kv.slots, dtype=torch.long, device=dev)
         self.positions = torch.zeros(kv.slots, dtype=torch.long, device=dev)
+        self.graph = None
+        if not capture:
+            return
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), autocast():
@@ -139,7 +145,12 @@ class CUDAGraphStep:
         self.positions.zero_()
         self.tokens[:n] = tokens
         self.positions[:n] = positions
-        self.graph.replay()
+        if self.graph is None:
+            with self.autocast():
+                self.logits = decode_step(self.model, self.kv, self.tokens, self.positions,
+                                          self.kv.slots, self.kv.max_len)
+        else:
+            self.graph.replay()
         return self.logits[:n]
 
 

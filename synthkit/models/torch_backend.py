@@ -529,6 +529,12 @@ class TorchModel(Model):
             kv = StaticKV(self.model, slots, max_len, kv_dtype, self.model.device)
             logits = torch.empty((slots, self.n_vocab), dtype=torch.float32, device=self.model.device)
         graph = None
+        if fixed and self._use_cuda_graph():
+            # made before any prompt is loaded: its warm-up steps write into every slot;
+            # captured on CUDA, run eagerly with the same shapes elsewhere
+            with torch.inference_mode():
+                graph = CUDAGraphStep(self.model, kv, self.generation_autocast,
+                                      capture=self.model.device.type == "cuda")
         waiting = list(reversed(ordered))  # pop() takes the shortest prompt first
         rows: list[_Row] = []
         lengths: list[int] = []  # tokens held in the cache, per live row
@@ -568,8 +574,6 @@ class TorchModel(Model):
                     dev = self.model.device
                     tokens = torch.tensor([int(picks[i][0]) for i in order], dtype=torch.long, device=dev)
                     positions = torch.tensor(lengths, dtype=torch.long, device=dev)
-                    if fixed and graph is None and self._use_cuda_graph() and self.model.device.type == "cuda":
-                        graph = CUDAGraphStep(self.model, kv, self.generation_autocast)
                     if graph is not None:
                         logits[:m] = graph(tokens, positions, m)
                     else:
