@@ -4,6 +4,10 @@ Prepare here (CPU, seconds; writes the teacher's config and tokenizer, no weight
 
     python benchmarks/gpu_torch.py --prepare build/gpu_torch
 
+Check the script end to end on the CPU at toy sizes (about a minute):
+
+    python benchmarks/gpu_torch.py --run build/gpu_torch --dry-run
+
 Then on the CUDA machine (carry `build/gpu_torch`; it needs torch and transformers, and
 synthkit from the working tree, which is pure Python):
 
@@ -43,14 +47,15 @@ PROMPTS = ["Write a short story about a lighthouse keeper.", "Explain how a bicy
 
 
 def prepare(folder: Path) -> None:
-    from synthkit.models import load_model
+    """The teacher's config and tokenizer, read from the shipped GGUF (no weights loaded)."""
+    from transformers import AutoConfig, AutoTokenizer
 
-    m = load_model(backend="torch", device="cpu")
+    from synthkit.models import embedded_model_path
+
+    gguf = Path(embedded_model_path())
     folder.mkdir(parents=True, exist_ok=True)
-    m.model.config.save_pretrained(folder)
-    m.tokenizer.save_pretrained(folder)
-    if getattr(m.model, "generation_config", None) is not None:
-        m.model.generation_config.save_pretrained(folder)
+    AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True).save_pretrained(folder)
     print(f"wrote {sorted(p.name for p in folder.iterdir())} to {folder}")
 
 
@@ -82,15 +87,20 @@ class GPUUse:
         self.mean = sum(self.values) / len(self.values) if self.values else None
 
 
-def run(folder: Path, out: str | None, budget_s: float) -> None:
+def run(folder: Path, out: str | None, budget_s: float, dry_run: bool = False) -> None:
+    """dry_run: the same steps on the CPU at toy sizes (checks the script, measures nothing)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from synthkit.models import Sampling, load_model
 
     t_start = time.perf_counter()
-    assert torch.cuda.is_available(), "no CUDA device here"
-    print(torch.cuda.get_device_name(0), "torch", torch.__version__, flush=True)
+    device = "cpu" if dry_run else "cuda"
+    assert dry_run or torch.cuda.is_available(), "no CUDA device here"
+    name = "CPU (dry run)" if dry_run else torch.cuda.get_device_name(0)
+    sync = (lambda: None) if dry_run else torch.cuda.synchronize
+    scale = 64 if dry_run else 1  # dry run: 4 sequences instead of 256
+    print(name, "torch", torch.__version__, flush=True)
     ckpt = Path("/tmp/gpu_torch_ckpt")
     if not (ckpt / "config.json").exists():
         torch.manual_seed(0)
@@ -100,12 +110,13 @@ def run(folder: Path, out: str | None, budget_s: float) -> None:
         from transformers import AutoTokenizer
         AutoTokenizer.from_pretrained(folder).save_pretrained(ckpt)
         del model
-    m = load_model(ckpt, backend="torch", device="cuda", batch_size=256)
+    m = load_model(ckpt, backend="torch", device=device, batch_size=256)
     chats = [m.apply_chat_template(p) for p in PROMPTS]
-    s = Sampling(temperature=0.8, top_p=0.95, top_k=50, max_tokens=256, seed=0)
+    s = Sampling(temperature=0.8, top_p=0.95, top_k=50, max_tokens=4 if dry_run else 256, seed=0)
     rows = []
 
     def one(label, n, batch, decoder="auto", graph="1", est_tok_s=2000.0):
+        n, batch = max(1, n // scale), max(1, batch // scale)
         left = budget_s - (time.perf_counter() - t_start)
         if n * s.max_tokens / est_tok_s > left:
             print(f"skipped {label}: about {n * s.max_tokens / est_tok_s:.0f} s needed, {left:.0f} s left")
@@ -114,10 +125,10 @@ def run(folder: Path, out: str | None, budget_s: float) -> None:
         os.environ["SYNTHKIT_CUDA_GRAPH"] = graph
         prompts = [chats[i % len(chats)] + f" ({i})" for i in range(n)]  # one prompt per sequence
         m.generate(prompts[:batch], sampling=s.replace(max_tokens=4), cache=False, progress=False)  # warm-up
-        torch.cuda.synchronize()
+        sync()
         with GPUUse() as use:
             outs = m.generate(prompts, sampling=s, cache=False, progress=False)
-            torch.cuda.synchronize()
+            sync()
         st = outs.stats
         row = {"run": label, "sequences": n, "batch": batch, "decoder": decoder, "cuda_graph": graph == "1",
                "tokens": st.completion_tokens, "seconds": round(st.seconds, 2),
@@ -131,7 +142,7 @@ def run(folder: Path, out: str | None, budget_s: float) -> None:
     one("256 x 256, static cache + CUDA graph", 256, 256, decoder="static", est_tok_s=5000)
     one("1024 x 256, static + graph, batch 256", 1024, 256, decoder="static", est_tok_s=5000)
     one("1024 x 256, static + graph, batch 1024", 1024, 1024, decoder="static", est_tok_s=5000)
-    result = {"device": torch.cuda.get_device_name(0), "date": time.strftime("%Y-%m-%d"),
+    result = {"device": name, "date": time.strftime("%Y-%m-%d"),
               "weights": "SmolLM2-135M architecture, random weights, bf16", "rows": rows}
     if out:
         Path(out).write_text(json.dumps(result, indent=1))
@@ -143,11 +154,12 @@ def main() -> None:
     ap.add_argument("--run", type=Path, help="the prepared folder (on the CUDA machine)")
     ap.add_argument("--out", help="JSON results")
     ap.add_argument("--budget-s", type=float, default=420.0)
+    ap.add_argument("--dry-run", action="store_true", help="toy sizes on the CPU: check the script")
     a = ap.parse_args()
     if a.prepare:
         prepare(a.prepare)
     elif a.run:
-        run(a.run, a.out, a.budget_s)
+        run(a.run, a.out, a.budget_s, a.dry_run)
     else:
         ap.error("give --prepare FOLDER or --run FOLDER")
 
