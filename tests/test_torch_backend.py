@@ -328,3 +328,15 @@ def test_bench_compares_the_torch_decoders():
     ratios = _ratios(rows)
     assert ratios["torch batched / batch_size=1"] == 5.0
     assert ratios["torch static-cache batching / the chunk loop"] == 1.25
+
+
+def test_synthkit_threads_fixes_torch_threads(m, chats, monkeypatch):
+    import torch
+
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.append(n) or real(n))
+    monkeypatch.setenv("SYNTHKIT_THREADS", "2")
+    before = torch.get_num_threads()
+    m.generate(chats[0], max_tokens=2, **NO_CACHE)
+    assert torch.get_num_threads() == before and (seen[:1] == [2] or before == 2)

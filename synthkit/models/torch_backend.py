@@ -606,10 +606,15 @@ class TorchModel(Model):
 
     # --- threads: share the cores as llama.cpp does (models/cores.py) ----------------------
     def _core_share(self):
-        """A CoreShare whose ceiling is torch's thread count now (so a caller's
-        torch.set_num_threads is respected), and that count to restore; (None, None) on CUDA."""
-        if self.model.device.type != "cpu" or os.environ.get("SYNTHKIT_THREADS", "").strip():
+        """(CoreShare, thread count to restore) for a generation on CPU, (None, None) on CUDA.
+        $SYNTHKIT_THREADS fixes the count; otherwise the ceiling is torch's thread count
+        now (so a caller's torch.set_num_threads is respected) and each step uses the
+        cores other processes leave free."""
+        if self.model.device.type != "cpu":
             return None, None
+        env = os.environ.get("SYNTHKIT_THREADS", "").strip()
+        if env.isdigit() and int(env) > 0:
+            return CoreShare(int(env), adaptive=False), torch.get_num_threads()
         threads = torch.get_num_threads()
         return CoreShare(threads), threads
 
