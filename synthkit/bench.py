@@ -14,6 +14,7 @@ competitors itself and prints each case as a ratio to the idle figure of the sam
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -184,8 +185,32 @@ def _contended_torch(model, prompt: str, n: int, s: Sampling) -> dict:
     beside = tokens / seconds
     print(f"  torch beside one CPU-bound process      {tokens:5d} tok {seconds:7.2f} s "
           f"{beside:8.1f} tok/s = {beside / idle:.0%} of alone", flush=True)
+    # the same with every thread pinned (no sharing): what the threads' choice is worth
+    saved = os.environ.get("SYNTHKIT_THREADS")
+    os.environ["SYNTHKIT_THREADS"] = str(torch_threads())
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    try:
+        time.sleep(0.5)
+        tokens, seconds = _batched(model, prompt, n, s, warm=False)
+    finally:
+        busy.kill()
+        busy.wait()
+        if saved is None:
+            os.environ.pop("SYNTHKIT_THREADS", None)
+        else:
+            os.environ["SYNTHKIT_THREADS"] = saved
+    pinned = tokens / seconds
+    print(f"  the same, threads pinned (no sharing)   {tokens:5d} tok {seconds:7.2f} s "
+          f"{pinned:8.1f} tok/s = {pinned / idle:.0%} of alone", flush=True)
     return {"idle_tok_per_s": round(idle, 3), "beside_busy_tok_per_s": round(beside, 3),
-            "beside_busy_ratio": round(beside / idle, 3), "background_cores_during_idle": round(background.cores, 2)}
+            "beside_busy_ratio": round(beside / idle, 3), "pinned_beside_busy_tok_per_s": round(pinned, 3),
+            "pinned_beside_busy_ratio": round(pinned / idle, 3),
+            "background_cores_during_idle": round(background.cores, 2)}
+
+
+def torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
 
 
 BUSY_LOOP = "while True: pass"
