@@ -168,7 +168,7 @@ def _ratios(rows: list[dict]) -> dict[str, float]:
 def _contended_torch(model, prompt: str, n: int, s: Sampling) -> dict:
     """The torch backend alone and beside one CPU-bound process (its threads follow the
     free cores, see TorchModel._core_share)."""
-    from .models.cores import others_busy
+    from .models.cores import default_threads, others_busy
     print("contended (torch): the same batched run alone and beside a CPU-bound loop", flush=True)
     with others_busy() as background:
         tokens, seconds = _batched(model, prompt, n, s)
@@ -187,7 +187,7 @@ def _contended_torch(model, prompt: str, n: int, s: Sampling) -> dict:
           f"{beside:8.1f} tok/s = {beside / idle:.0%} of alone", flush=True)
     # the same with every thread pinned (no sharing): what the threads' choice is worth
     saved = os.environ.get("SYNTHKIT_THREADS")
-    os.environ["SYNTHKIT_THREADS"] = str(torch_threads())
+    os.environ["SYNTHKIT_THREADS"] = str(default_threads())
     busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
     try:
         time.sleep(0.5)
@@ -206,11 +206,6 @@ def _contended_torch(model, prompt: str, n: int, s: Sampling) -> dict:
             "beside_busy_ratio": round(beside / idle, 3), "pinned_beside_busy_tok_per_s": round(pinned, 3),
             "pinned_beside_busy_ratio": round(pinned / idle, 3),
             "background_cores_during_idle": round(background.cores, 2)}
-
-
-def torch_threads() -> int:
-    import torch
-    return torch.get_num_threads()
 
 
 BUSY_LOOP = "while True: pass"
