@@ -340,3 +340,18 @@ def test_synthkit_threads_fixes_torch_threads(m, chats, monkeypatch):
     before = torch.get_num_threads()
     m.generate(chats[0], max_tokens=2, **NO_CACHE)
     assert torch.get_num_threads() == before and (seen[:1] == [2] or before == 2)
+
+
+def test_the_cpu_cache_grows_as_rows_get_longer(m):
+    # off CUDA the cache starts just past the longest prompt and doubles as rows grow
+    import json
+
+    saved = json.load(open(EXPECTED))
+    prompts = [m.apply_chat_template(q) for q in saved["questions"]]
+    old = m.batch_size
+    m.kv_margin, m.batch_size = 1, 3
+    try:
+        got = m.generate(prompts, temperature=0, max_tokens=24, **NO_CACHE)
+    finally:
+        m.kv_margin, m.batch_size = 64, old
+    assert [g.token_ids for g in got] == saved["token_ids"]

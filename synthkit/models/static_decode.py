@@ -55,20 +55,41 @@ def supports(model) -> bool:
 # --- the cache ------------------------------------------------------------------------
 
 class StaticKV:
-    """Preallocated keys and values for `slots` sequences of up to `max_len` tokens."""
+    """Preallocated keys and values for `slots` sequences of up to `max_len` tokens.
 
-    def __init__(self, model, slots: int, max_len: int, dtype, device):
+    `capacity` below max_len allocates less and grows (doubling) as rows get longer: on a
+    CPU, where shapes may change, a laptop then does not hold the cache for max_tokens it
+    may never reach. A CUDA graph needs the full length from the start."""
+
+    def __init__(self, model, slots: int, max_len: int, dtype, device, capacity: int | None = None):
         cfg = model.config
         attn = model.model.layers[0].self_attn
         kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-        shape = (len(model.model.layers), slots, kv_heads, max_len, attn.head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.slots, self.max_len = slots, max_len
+        self._shape = (len(model.model.layers), slots, kv_heads, None, attn.head_dim)
+        size = max_len if capacity is None else max(1, min(max_len, capacity))
+        self.k = torch.zeros(self._with(size), dtype=dtype, device=device)
+        self.v = torch.zeros(self._with(size), dtype=dtype, device=device)
+
+    def _with(self, length: int) -> tuple:
+        return self._shape[:3] + (length,) + self._shape[4:]
+
+    def ensure(self, length: int) -> None:
+        """Room for `length` positions per slot (grows to at most max_len)."""
+        have = self.k.shape[3]
+        if length <= have:
+            return
+        size = min(self.max_len, max(length, 2 * have))
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = torch.zeros(self._with(size), dtype=old.dtype, device=old.device)
+            new[:, :, :, :have] = old
+            setattr(self, name, new)
 
     def load(self, slot: int, keys, values, length: int) -> None:
         """Copy one prefilled prompt in: keys/values (layers, kv_heads, >= length, head_dim),
         its tokens in the last `length` columns (left padding)."""
+        self.ensure(length)
         self.k[:, slot, :, :length] = keys[:, :, keys.shape[2] - length:]
         self.v[:, slot, :, :length] = values[:, :, values.shape[2] - length:]
 

@@ -446,6 +446,9 @@ class TorchModel(Model):
     # fixed_shapes: every decode step over the full cache length (what a CUDA graph needs);
     # None: on CUDA only. On CPU a step covers the live rows up to their longest length.
     fixed_shapes: bool | None = None
+    # off CUDA the static cache starts this many positions past the longest prompt and
+    # doubles when a row needs more (see StaticKV)
+    kv_margin = 64
 
     def _decoder(self) -> str:
         if self.decoder == "auto":
@@ -526,7 +529,8 @@ class TorchModel(Model):
         autocast_bf16 = self.generation_precision == "bf16" and self.dtype == torch.float32
         kv_dtype = torch.bfloat16 if autocast_bf16 else self.dtype
         with torch.inference_mode():
-            kv = StaticKV(self.model, slots, max_len, kv_dtype, self.model.device)
+            kv = StaticKV(self.model, slots, max_len, kv_dtype, self.model.device,
+                          capacity=None if fixed else longest + self.kv_margin)
             logits = torch.empty((slots, self.n_vocab), dtype=torch.float32, device=self.model.device)
         graph = None
         if fixed and self._use_cuda_graph():
@@ -578,6 +582,7 @@ class TorchModel(Model):
                         logits[:m] = graph(tokens, positions, m)
                     else:
                         width = kv.max_len if fixed else max(lengths) + 1
+                        kv.ensure(width)
                         with self.generation_autocast():
                             logits[:m] = decode_step(self.model, kv, tokens, positions, m, width)
                 lengths = [x + 1 for x in lengths]
