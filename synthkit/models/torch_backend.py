@@ -460,6 +460,7 @@ class TorchModel(Model):
         prompt length first, so prompts prefilled together need little padding; outputs
         do not depend on the grouping."""
         ordered = sorted(requests, key=lambda r: len(r.prompt_ids))
+        self.tokens_in_flight = 0  # tokens sampled by this call, finished rows or not (progress bar)
         if not ordered:
             return
         decoder = self._decoder()
@@ -640,6 +641,7 @@ class TorchModel(Model):
                                "top": [[self._token_text(int(t)), v]
                                        for v, t in zip(pick[2:2 + k], pick[2 + k:])]})
         r.out_ids.append(token)
+        self.tokens_in_flight = getattr(self, "tokens_in_flight", 0) + 1
         if sampling.stop:  # stop strings can span tokens: look at the decoded text
             text = self.detokenize(r.out_ids)
             if any(stop in text for stop in sampling.stop):
