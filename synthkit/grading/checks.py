@@ -229,7 +229,7 @@ def noting_slips():
 
 # a quoted literal (not an apostrophe inside a word), a number, a bracket group holding inputs
 _QUOTED = re.compile(r"""(?<![\w'"])(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")(?![\w'"])""")
-_NUMBER = re.compile(r"(?<![\w.#])[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"(?<![\w.#])[-+]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 _INPUT = re.compile(r"[#…]")
 _CLOSES = {")": "(", "]": "[", "}": "{"}
 

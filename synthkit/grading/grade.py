@@ -291,7 +291,8 @@ def summary_table(submissions: list[Submission]) -> str:
         notes = ", ".join(f"{r.exercise}:{r.status}" for r in s.results if r.status != "pass")
         days = (s.entry.get("late") or {}).get("days") if s.entry else 0
         if days:
-            notes += f"  [{days} day(s) late: -{s.entry['late']['fraction']:.0%}]"
+            fraction = s.entry["late"].get("fraction", 0.0)
+            notes += f"  [{days} day(s) late: " + (f"-{fraction:.0%}]" if fraction else "no penalty]")
         if s.run.get("flags"):
             notes += f"  [flagged: {len(s.run['flags'])} patching line(s), see the CSV]"
         lines.append(f"{s.student.ljust(width)}  lab {s.lab or '?'}  {_num(got)}/{_num(best)}  "
