@@ -20,6 +20,10 @@ speed beside a busy loop and 4% for two synthkit processes together; OMP_WAIT_PO
 (threads sleep at each barrier) gave 43% and 123% but cost 22% of the idle speed, since
 every barrier becomes a sleep and a wake-up; this adaptive count gave 57% and 122% at no
 idle cost, so it is the default and the OpenMP wait policy is left alone.
+
+The torch backend's generation uses the same count for torch's threads (its OpenMP
+threads meet at barriers the same way): beside one CPU-bound process, batch-32 decoding
+kept 77-79% of its idle speed, against 31-32% with both threads pinned.
 """
 from __future__ import annotations
 
