@@ -28,7 +28,7 @@ PAGE = """<!DOCTYPE html>
 <body>
 <h1>Lab {{ lab }}{% if title %}: {{ title }}{% endif %}</h1>
 <p>Feedback for <b>{{ student }}</b>: <b data-stat="total">{{ num(total) }}</b> of {{ num(best) }} points.</p>
-{% if late.days %}
+{% if late.days and late.fraction %}
 <div class="box warn">Handed in {{ submitted.at }} ({{ "from the submission's time stamp" if submitted.from != "mtime" else "the file's time" }}),
 {{ late.days }} day(s) after the deadline ({{ late.due }}). Late rule: {{ late.rule }}.
 This takes <b>{{ (100 * late.fraction)|round(1) }} %</b> off each exercise's points ({{ num(penalty) }} point(s) in all).</div>
