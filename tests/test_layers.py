@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "synthkit"
 FLOORS = [
     ["errors", "bars", "profiles", "cache", "records"],          # plumbing
     ["models"],                                                    # one generation interface
+    ["scale"],                                                     # the same interface on a Ray cluster
     ["rouge", "metrics", "filters", "verify", "data"],            # measures, checks and data
     ["train"],                                                     # the training loop and its methods
     ["magpie", "self_instruct", "rejection", "constitutional", "distill", "collapse", "pretrain",
