@@ -33,7 +33,6 @@ def _pct(share: dict) -> str:
 def cmd_cai(args) -> int:
     from .. import constitutional as cai
     from ..errors import SynthkitError
-    from ..models import load_model
     from ..records import write_jsonl
 
     if args.n < 1:
@@ -53,11 +52,12 @@ def cmd_cai(args) -> int:
         if pid not in constitution.ids:
             raise SynthkitError(f"prompt {p['id']!r} names principle {pid!r}, which {constitution.source} "
                                 f"does not have (it has {', '.join(constitution.ids)})")
-    model = load_model(args.model, backend=args.backend)
     respond = cai.RESPOND.replace(temperature=args.temperature, max_tokens=args.max_tokens)
     revise = cai.REVISE.replace(temperature=args.temperature, max_tokens=args.max_tokens)
-    records = cai.constitutional_ai(model, prompts, constitution, n=args.n, principle=args.principle,
-                                    respond=respond, revise=revise, seed=args.seed, cache=not args.no_cache)
+    with options.open_model(args) as model:
+        records = cai.constitutional_ai(model, prompts, constitution, n=args.n, principle=args.principle,
+                                        respond=respond, revise=revise, seed=args.seed,
+                                        cache=not args.no_cache)
     pairs = cai.to_pairs(records, args.filter)
     rows = {"full": pairs, "trl": cai.to_trl(pairs), "chat": cai.to_trl(pairs, conversational=True)}[args.format]
     out = write_jsonl(rows, args.out)
@@ -120,6 +120,7 @@ def register(sub) -> None:
                         "strings only; chat: TRL's conversational format")
     p.add_argument("--n", type=int, default=1, help="replies per prompt (default 1)")
     options.generation(p, temperature=0.7, max_tokens=160)
+    options.scale(p)
     p.set_defaults(func=cmd_cai)
 
     d = sub.add_parser("dpo", help="train a model on preference pairs with DPO (--resume after a kill)")

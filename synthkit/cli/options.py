@@ -6,6 +6,8 @@ then the same everywhere, so `--no-cache` means one thing in `magpie` and in `ca
 """
 from __future__ import annotations
 
+import contextlib
+
 BACKENDS = ("llama.cpp", "torch")
 MODEL_HELP = "a GGUF file or HF checkpoint directory (default: the embedded teacher)"
 
@@ -41,3 +43,53 @@ def training(p, *, model: bool = True) -> None:
         p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: CUDA when present")
     seed(p)
+
+
+def scale(p) -> None:
+    """--ray, --actors and --shard-size: generate on a Ray cluster (`synthkit.scale`).
+    Without --ray nothing changes, and Ray is not even imported."""
+    g = p.add_argument_group("on a Ray cluster (pip install \"synthkit[ray]\")")
+    g.add_argument("--ray", metavar="ADDRESS",
+                   help="generate on Ray: local (start a cluster on this machine's cores), auto (the "
+                        "cluster `ray start` made here), HOST:PORT or ray://HOST:PORT. Finished shards "
+                        "go to OUT.shards/ and a rerun skips them")
+    g.add_argument("--actors", type=int, metavar="N",
+                   help="model actors (default: one per node, each with the smallest node's cores; "
+                        "one per GPU for --backend torch on GPU nodes)")
+    g.add_argument("--shard-size", type=int, metavar="N",
+                   help="sequences per shard, the unit of resuming (default 64)")
+
+
+@contextlib.contextmanager
+def open_model(args, **kwargs):
+    """The model a command generates with: `load_model` here, or, with --ray, a
+    `synthkit.scale.RayModel` on that cluster, with its shards beside --out. A cluster this
+    command started is stopped when the command ends, however it ends."""
+    from ..errors import SynthkitError
+    ray_address = getattr(args, "ray", None)
+    if not ray_address:
+        for flag in ("actors", "shard_size"):
+            if getattr(args, flag, None) is not None:
+                raise SynthkitError(f"--{flag.replace('_', '-')} applies to a Ray run; add --ray local "
+                                    f"(or auto, or a cluster's address)")
+        from ..models import load_model
+        yield load_model(args.model, backend=args.backend, **kwargs)
+        return
+    from .. import scale as on_ray
+    for flag in ("actors", "shard_size"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise SynthkitError(f"--{flag.replace('_', '-')} must be at least 1; got {value}")
+    started = on_ray.connect(ray_address)
+    try:
+        model = on_ray.RayModel(args.model, backend=args.backend, actors=args.actors,
+                                shards=f"{args.out}.shards",
+                                shard_size=args.shard_size or on_ray.SHARD_SIZE, **kwargs)
+        print(f"ray: {model.actors} {model.backend} actor(s) x "
+              f"{'1 GPU' if model.gpu else f'{model.threads} CPU(s)'}; shards of "
+              f"{model.shard_size} sequences in {args.out}.shards/", flush=True)
+        yield model
+        print(f"ray: {model.shards_made} shards made, {model.shards_reused} reused from "
+              f"{args.out}.shards/", flush=True)
+    finally:
+        on_ray.shutdown(started)

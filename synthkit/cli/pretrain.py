@@ -37,7 +37,6 @@ def _command() -> str:
 def cmd_textbooks(args) -> int:
     from .. import __version__, pretrain
     from ..errors import SynthkitError
-    from ..models import load_model
 
     if args.tokens < 1 or (args.chunk is not None and args.chunk < 1) or args.max_tokens < 16:
         raise SynthkitError("--tokens and --chunk must be >= 1 and --max-tokens >= 16")
@@ -47,8 +46,6 @@ def cmd_textbooks(args) -> int:
     from ..models import cuda_available
     on_gpu = args.backend == "torch" and cuda_available()
     kwargs = {"batch_size": args.batch_size or (256 if on_gpu else 16)} if args.backend == "torch" else {}
-    chunk = args.chunk or (4 * kwargs["batch_size"] if on_gpu else 64)
-    model = load_model(args.model, backend=args.backend, **kwargs)
     sampling = pretrain.SAMPLING.replace(temperature=args.temperature, max_tokens=args.max_tokens)
     prov_path = out.with_name(out.name + ".provenance.json")
 
@@ -68,9 +65,14 @@ def cmd_textbooks(args) -> int:
             "token_count": "teacher tokens (SmolLM2 tokenizer) of the passages that passed the filters",
         }, indent=1, default=str), encoding="utf-8")
 
-    passages = pretrain.make_textbooks(model, args.tokens, seed=args.seed, chunk=chunk, subjects=subjects,
-                                       sampling=sampling, out=out, cache=not args.no_cache,
-                                       on_chunk=write_provenance)
+    with options.open_model(args, **kwargs) as model:
+        # on Ray a chunk is one Ray Data run (its actors start, load, work, stop): give every
+        # actor two shards of it, or most of the cluster would wait
+        chunk = args.chunk or (2 * model.actors * model.shard_size if args.ray
+                               else 4 * kwargs["batch_size"] if on_gpu else 64)
+        passages = pretrain.make_textbooks(model, args.tokens, seed=args.seed, chunk=chunk,
+                                           subjects=subjects, sampling=sampling, out=out,
+                                           cache=not args.no_cache, on_chunk=write_provenance)
     kept = [p for p in passages if p["passed"]]
     seconds = time.perf_counter() - started
     print(f"{len(passages)} passages, {len(kept)} passed the filters ({sum(p['tokens'] for p in kept):,} teacher "
@@ -149,6 +151,7 @@ def register(sub) -> None:
     t.add_argument("--subjects", help="comma-separated subject labels (default: all, round-robin)")
     options.generation(t, temperature=0.8, max_tokens=200,
                        backend_help="llama.cpp (CPU) or torch (CUDA when present; use a large --batch-size there)")
+    options.scale(t)
     t.set_defaults(func=cmd_textbooks)
 
     p = sub.add_parser("pretrain", help="train a tiny language model from scratch on a text or JSONL file")

@@ -40,7 +40,6 @@ def make_tasks(families: str, n: int, seed: int) -> list[dict]:
 def cmd_rejection_sample(args) -> int:
     from .. import rejection
     from ..errors import SynthkitError
-    from ..models import load_model
     from ..records import write_jsonl
 
     for name, value, low in (("--k", args.k, 1), ("--n", args.n, 1), ("--max-tokens", args.max_tokens, 1)):
@@ -52,11 +51,11 @@ def cmd_rejection_sample(args) -> int:
         raise SynthkitError(f"--temperature must be >= 0; got {args.temperature}")
     started = time.perf_counter()
     tasks = make_tasks(args.tasks, args.n, args.seed)
-    model = load_model(args.model, backend=args.backend)
     sampling = rejection.SAMPLING.replace(temperature=args.temperature, max_tokens=args.max_tokens)
-    accepted, rejected = rejection.rejection_sample(
-        model, tasks, args.k, args.signal, sampling=sampling, seed=args.seed,
-        max_per_task=args.max_per_task, cache=not args.no_cache)
+    with options.open_model(args) as model:
+        accepted, rejected = rejection.rejection_sample(
+            model, tasks, args.k, args.signal, sampling=sampling, seed=args.seed,
+            max_per_task=args.max_per_task, cache=not args.no_cache)
     out = write_jsonl(accepted, args.out)
     rej = write_jsonl(rejected, out.with_name(out.stem + ".rejected.jsonl"))
     solved = len({r["task_id"] for r in accepted})
@@ -79,4 +78,5 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="JSON-lines file for the accepted records")
     p.add_argument("--max-per-task", type=int, help="keep at most this many per problem")
     options.generation(p, temperature=0.8, max_tokens=256)
+    options.scale(p)
     p.set_defaults(func=cmd_rejection_sample)

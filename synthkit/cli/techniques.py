@@ -25,11 +25,6 @@ from pathlib import Path
 DEFAULT_MAX_TOKENS = 512
 
 
-def _model(args):
-    from ..models import load_model
-    return load_model(args.model, backend=args.backend)
-
-
 def _common(p):
     p.add_argument("--n", type=int, required=True, help="how many records to write")
     p.add_argument("--out", required=True, help="JSON-lines file for the kept records")
@@ -40,6 +35,7 @@ def _common(p):
                    help="stop after drawing this many instructions even if fewer than --n passed "
                         "(default 10 x n)")
     options.generation(p)
+    options.scale(p)
 
 
 def _check(args) -> int:
@@ -84,9 +80,10 @@ def cmd_magpie(args) -> int:
     cap = _check(args)
     started = time.perf_counter()
     sampling = magpie.RESPONSE_SAMPLING.replace(max_tokens=args.max_tokens)
-    kept, rejected = magpie.make_dataset(_model(args), args.n, seed=args.seed,
-                                         responses=not args.no_responses, cache=not args.no_cache,
-                                         response_sampling=sampling, max_candidates=cap)
+    with options.open_model(args) as model:
+        kept, rejected = magpie.make_dataset(model, args.n, seed=args.seed,
+                                             responses=not args.no_responses, cache=not args.no_cache,
+                                             response_sampling=sampling, max_candidates=cap)
     return _save(args.n, kept, rejected, args.out, started)
 
 
@@ -98,22 +95,23 @@ def cmd_self_instruct(args) -> int:
     from .. import self_instruct as si
     cap = _check(args)
     started = time.perf_counter()
-    model = _model(args)
     sampling = si.RESPONSE_SAMPLING.replace(max_tokens=args.max_tokens)
     kept, lost, answered = [], [], set()
     want = args.n
-    while True:
-        pool, rejected = si.bootstrap(model, want, seed=args.seed, responses=False,
-                                      cache=not args.no_cache)
-        new = [r for r in pool if r["instruction"] not in answered]
-        answered.update(r["instruction"] for r in new)
-        ok, bad = si.add_responses(model, new, seed=args.seed, cache=not args.no_cache, sampling=sampling)
-        kept, lost = kept + ok, lost + bad
-        if len(kept) >= args.n or len(pool) < want or want >= cap:
-            break  # enough, or the bootstrap ran out of rounds, or the cap
-        rate = max(len(kept) / len(answered), 0.25)
-        want = min(cap, want + max(1, round((args.n - len(kept)) / rate * 1.25)))
-        print(f"self-instruct: {len(kept)}/{args.n} records; growing the pool to {want}", flush=True)
+    with options.open_model(args) as model:
+        while True:
+            pool, rejected = si.bootstrap(model, want, seed=args.seed, responses=False,
+                                          cache=not args.no_cache)
+            new = [r for r in pool if r["instruction"] not in answered]
+            answered.update(r["instruction"] for r in new)
+            ok, bad = si.add_responses(model, new, seed=args.seed, cache=not args.no_cache,
+                                       sampling=sampling)
+            kept, lost = kept + ok, lost + bad
+            if len(kept) >= args.n or len(pool) < want or want >= cap:
+                break  # enough, or the bootstrap ran out of rounds, or the cap
+            rate = max(len(kept) / len(answered), 0.25)
+            want = min(cap, want + max(1, round((args.n - len(kept)) / rate * 1.25)))
+            print(f"self-instruct: {len(kept)}/{args.n} records; growing the pool to {want}", flush=True)
     surplus = [{**r, "reason": "surplus: n already reached"} for r in kept[args.n:]]
     return _save(args.n, kept[:args.n], rejected + lost + surplus, args.out, started)
 
