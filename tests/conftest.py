@@ -78,3 +78,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" not in item.keywords and _loads_a_model(item):
             item.add_marker(pytest.mark.model)
+
+
+# --- Ray ---------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) for every test marked `ray`, started on first use and
+    stopped, with its session folder, at the end. Yields its address, so a command run in a
+    subprocess can join it with --ray ADDRESS."""
+    ray = pytest.importorskip("ray", reason='the Ray tests need the extra: pip install -e ".[test]"')
+    import shutil
+    temp = os.path.join(_tmp, "ray")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", _temp_dir=temp)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)

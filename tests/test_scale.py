@@ -1,0 +1,216 @@
+"""synthkit.scale: the dataset steps on a Ray cluster give the records a local run gives,
+resume by shard after a kill, and survive a killed actor and a lost node.
+
+Every comparison pins the weights to Q8_0 (SYNTHKIT_WEIGHT_FORMAT), whose rows do not
+depend on the batch they share; bf16's do (see llamacpp.pinned_format). Runs are small
+(short texts, shards of two sequences) so that a kill lands mid-run, and every kill waits
+for a shard file to appear rather than for a fixed time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from synthkit.records import read_jsonl
+
+pytestmark = pytest.mark.ray
+ROOT = Path(__file__).resolve().parents[1]
+Q8 = {"SYNTHKIT_WEIGHT_FORMAT": "q8_0"}
+SMALL = {"requantize": "q8_0", "n_ctx": 512, "n_parallel": 4}
+MAGPIE = ["magpie", "--n", "8", "--no-responses", "--no-cache", "--seed", "3"]
+
+
+def synthkit(*args, timeout=600, env=None):
+    return subprocess.run([sys.executable, "-m", "synthkit.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env={**os.environ, **Q8, **(env or {})})
+
+
+def first_shard(folder: Path, deadline_s: float = 300, alive=lambda: True) -> dict:
+    """Wait until a finished shard appears in `folder`; its header (who made it)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end and alive():
+        done = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+        if done:
+            return json.loads(done[0].read_text().splitlines()[0])
+        time.sleep(0.05)
+    raise AssertionError(f"no shard appeared in {folder}")
+
+
+def records(model, prompts, **sampling) -> list[dict]:
+    out = model.generate(prompts, n=2, cache=False, progress=False, **sampling)
+    return [g.to_dict() for g in out]
+
+
+@pytest.fixture(scope="module")
+def local():
+    from synthkit import load_model
+    return load_model(**SMALL)
+
+
+@pytest.fixture(scope="module")
+def prompts(local):
+    from synthkit.magpie import pre_query_template
+    chats = [local.apply_chat_template(q) for q in ("What is 17 + 25?", "Name a cold planet.",
+                                                     "Give one word that rhymes with light.")]
+    return [pre_query_template(local.chat_template, local.bos_token), *chats]
+
+
+# --- the same records --------------------------------------------------------------------
+def test_ray_gives_the_local_records_greedy_and_sampled(ray_cluster, local, prompts, tmp_path):
+    from synthkit.scale import RayModel
+    model = RayModel(actors=2, threads=1, shards=tmp_path / "s", shard_size=3, **SMALL)
+    for sampling in ({"temperature": 0, "max_tokens": 12}, {"temperature": 0.9, "max_tokens": 12, "seed": 7}):
+        assert records(model, prompts, **sampling) == records(local, prompts, **sampling)
+    assert model.shards_made == 6 and model.shards_reused == 0  # 8 sequences in 3 shards, twice
+    assert len(model.store.headers()) == 6
+    again = RayModel(actors=2, threads=1, shards=tmp_path / "s", shard_size=3, **SMALL)
+    sampled = {"temperature": 0.9, "max_tokens": 12, "seed": 7}
+    assert records(again, prompts, **sampled) == records(local, prompts, **sampled)
+    assert again.shards_made == 0 and again.shards_reused == 3  # read back, none generated
+
+
+def test_magpie_with_ray_local_writes_the_same_file(tmp_path):
+    """The command as a user runs it: `--ray local` starts its own cluster, 2 actors."""
+    here = synthkit(*MAGPIE, "--n", "20", "--out", str(tmp_path / "here.jsonl"))
+    assert here.returncode == 0, here.stderr[-2000:]
+    there = synthkit(*MAGPIE, "--n", "20", "--out", str(tmp_path / "ray.jsonl"), "--ray", "local",
+                     "--actors", "2", "--shard-size", "8")
+    assert there.returncode == 0, there.stderr[-2000:]
+    assert "ray: 2 llama.cpp actor(s) x 1 CPU(s)" in there.stdout
+    assert read_jsonl(tmp_path / "ray.jsonl") == read_jsonl(tmp_path / "here.jsonl")
+    assert len(read_jsonl(tmp_path / "ray.jsonl")) == 20
+    assert read_jsonl(tmp_path / "ray.rejected.jsonl") == read_jsonl(tmp_path / "here.rejected.jsonl")
+
+
+# --- resume by shard ---------------------------------------------------------------------
+def test_a_killed_run_resumes_to_the_same_file(ray_cluster, tmp_path):
+    out = tmp_path / "resumed.jsonl"
+    args = [*MAGPIE, "--out", str(out), "--ray", ray_cluster, "--actors", "1", "--shard-size", "2"]
+    run = subprocess.Popen([sys.executable, "-m", "synthkit.cli", *args], cwd=ROOT,
+                           env={**os.environ, **Q8}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        first_shard(Path(f"{out}.shards"), alive=lambda: run.poll() is None)
+        run.send_signal(signal.SIGKILL)
+    finally:
+        run.kill()
+        _, err = run.communicate()
+    assert run.returncode == -signal.SIGKILL, err[-2000:]
+    assert not out.exists()  # killed before the end: no final file, only shards
+    rerun = synthkit(*args)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    reused = int(rerun.stdout.split(" reused from")[0].rsplit(",", 1)[1].split()[0])
+    assert reused >= 1
+    whole = synthkit(*MAGPIE, "--out", str(tmp_path / "whole.jsonl"))
+    assert read_jsonl(out) == read_jsonl(tmp_path / "whole.jsonl")
+
+
+# --- faults ------------------------------------------------------------------------------
+def test_an_actor_killed_mid_run_loses_nothing(ray_cluster, local, prompts, tmp_path):
+    """SIGKILL the process of the actor that made the first shard: Ray restarts it and
+    sends its shard again; every sequence comes back once, as a local run makes it."""
+    from synthkit.scale import RayModel
+    model = RayModel(actors=2, threads=1, shards=tmp_path / "s", shard_size=2, **SMALL)
+    killed = {}
+
+    def kill_first_maker():
+        header = first_shard(tmp_path / "s", alive=lambda: not killed.get("stop"))
+        os.kill(header["pid"], signal.SIGKILL)
+        killed["pid"] = header["pid"]
+
+    watcher = threading.Thread(target=kill_first_maker, daemon=True)
+    watcher.start()
+    sampled = {"temperature": 0.9, "max_tokens": 24, "seed": 11}
+    try:
+        out = model.generate(prompts * 2, n=2, cache=False, progress=False, **sampled)
+    finally:
+        killed["stop"] = True
+        watcher.join(timeout=30)
+    assert "pid" in killed
+    ref = local.generate(prompts * 2, n=2, cache=False, progress=False, **sampled)
+    assert [g.to_dict() for g in out] == [g.to_dict() for g in ref]
+    assert len({(g.prompt, g.index) for g in out}) == len(out) == 16  # none lost, none twice
+    headers = model.store.headers()
+    assert len(headers) == 8 == model.shards_made
+    # the shard the killed actor was making can only be made again by its restarted self,
+    # a new process: two actors at the start, three pids in the end
+    assert len({h["pid"] for h in headers}) >= 3, headers
+
+
+NODE_LOSS = r"""
+import json, subprocess, sys, time
+from pathlib import Path
+from ray.cluster_utils import Cluster
+
+out, args = sys.argv[1], sys.argv[2:]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+worker = cluster.add_node(num_cpus=1)
+driver = subprocess.Popen([sys.executable, "-m", "synthkit.cli", *args, "--ray", cluster.address,
+                           "--out", out], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+shards, end, removed = Path(out + ".shards"), time.monotonic() + 300, None
+while driver.poll() is None and time.monotonic() < end and removed is None:
+    made = [json.loads(p.read_text().splitlines()[0])["node"] for p in sorted(shards.glob("*.jsonl"))]
+    if worker.node_id in made or len(made) >= 2:  # the worker's actor is at work: take its node away
+        cluster.remove_node(worker)
+        removed = worker.node_id
+    time.sleep(0.05)
+try:
+    stdout, stderr = driver.communicate(timeout=400)
+finally:
+    driver.kill()
+    cluster.shutdown()
+print(json.dumps({"rc": driver.returncode, "removed": removed, "stdout": stdout, "stderr": stderr[-3000:]}))
+"""
+
+
+def test_a_lost_node_is_survived(tmp_path):
+    """Two nodes of one CPU each, an actor on each; the worker node goes away after the first
+    shard: its actor's shard is made again on the node that is left, and the file is whole."""
+    out = tmp_path / "nodes.jsonl"
+    args = [*MAGPIE, "--actors", "2", "--shard-size", "2"]
+    run = subprocess.run([sys.executable, "-c", NODE_LOSS, str(out), *args], capture_output=True,
+                         text=True, timeout=900, cwd=ROOT, env={**os.environ, **Q8})
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["removed"], "the worker node was never removed"
+    assert result["rc"] == 0, result["stderr"]
+    assert "8 of 8 records" in result["stdout"]
+    whole = synthkit(*MAGPIE, "--out", str(tmp_path / "whole.jsonl"))
+    assert read_jsonl(out) == read_jsonl(tmp_path / "whole.jsonl")
+
+
+# --- errors that need one line -----------------------------------------------------------
+def test_without_ray_installed_the_error_names_the_extra(monkeypatch):
+    from synthkit.scale import ScaleError, import_ray
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    with pytest.raises(ScaleError) as e:
+        import_ray()
+    assert 'pip install "synthkit[ray]"' in str(e.value) and "\n" not in str(e.value)
+
+
+def test_bad_addresses_fail_fast_in_one_line(tmp_path):
+    for address, says in (("127.0.0.1:9", "cannot reach a Ray cluster at '127.0.0.1:9'"),
+                          ("ray://127.0.0.1:9", "cannot reach a Ray cluster at 'ray://127.0.0.1:9'"),
+                          ("nowhere", "is not an address")):
+        started = time.monotonic()
+        out = synthkit("magpie", "--n", "1", "--out", str(tmp_path / "x.jsonl"), "--ray", address, timeout=120)
+        assert out.returncode == 2 and says in out.stderr, out.stderr[-2000:]
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert time.monotonic() - started < 60
+
+
+def test_without_ray_the_commands_do_not_import_it():
+    code = ("import sys; from synthkit.cli import build_parser; import synthkit.scale; "
+            "build_parser().parse_args(['magpie', '--n', '1', '--out', 'x']); print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip() == "False", out.stderr
+    no_ray = synthkit("magpie", "--n", "1", "--out", "x.jsonl", "--actors", "2")
+    assert no_ray.returncode == 2 and "--actors applies to a Ray run" in no_ray.stderr
