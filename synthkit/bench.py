@@ -281,3 +281,66 @@ def _contended(prompt: str, n: int, s: Sampling) -> dict:
             "two_processes_tok_per_s": round(both, 3),
             "beside_busy_ratio": round(beside_busy / idle, 3), "two_processes_ratio": round(both / idle, 3),
             "background_cores_during_idle": round(background.cores, 2)}
+
+
+# --- on a Ray cluster ----------------------------------------------------------------
+def run_ray_bench(n: int = 256, max_tokens: int = 64, address: str = "local",
+                  json_out: str | None = None) -> dict:
+    """The same Magpie batch locally and through `synthkit.scale` on Ray, tokens/s each.
+
+    On one machine Ray cannot be faster than the local batched run (the same cores do the
+    same decoding); what it costs is the price of the machinery: starting actor processes,
+    loading the model in each, shards that end with a half-empty batch. The per-actor rate
+    while generating (from the shards' own headers) is what a cluster multiplies.
+    """
+    import tempfile
+
+    from . import scale
+    from .models.llamacpp import default_threads
+
+    s = Sampling(max_tokens=max_tokens, **SETTINGS)
+    cores = default_threads()
+    model = load_model(n_threads=cores)
+    prompt = pre_query_template(model.chat_template, model.bos_token)
+    print(f"{n} Magpie prompts x {max_tokens} new tokens, temperature {s.temperature}, top_p {s.top_p}, "
+          f"top_k {s.top_k}; weights {model.weights}; {cores} cores")
+    _warm_up(model, prompt, s)
+    local = model.generate(prompt, n=n, sampling=s, cache=False, progress=False)
+    base = local.stats.tokens_per_second
+    rows = [{"how": f"local batched, {cores} threads", "tokens": local.stats.completion_tokens,
+             "seconds": round(local.stats.seconds, 2), "tok_per_s": round(base, 1)}]
+    print(f"  {rows[0]['how']:34s} {rows[0]['tokens']:6d} tok {rows[0]['seconds']:7.2f} s {base:8.1f} tok/s")
+    del model
+    started = scale.connect(address)
+    try:
+        for actors, threads in ((1, cores), (cores, 1)):
+            with tempfile.TemporaryDirectory(prefix="synthkit-bench-shards-") as folder:
+                remote = scale.RayModel(actors=actors, threads=threads, shards=folder)
+                out = remote.generate(prompt, n=n, sampling=s, cache=False, progress=False)
+                headers = remote.store.headers()
+            rate = out.stats.tokens_per_second
+            busy = {}  # per actor process: tokens and seconds spent generating
+            for h in headers:
+                t, sec = busy.get(h["pid"], (0, 0.0))
+                busy[h["pid"]] = (t + h["completion_tokens"], sec + h["seconds"])
+            per_actor = sum(t / sec for t, sec in busy.values()) / len(busy)
+            differ = sum(a.text != b.text for a, b in zip(out, local))
+            row = {"how": f"ray {actors} actor{'s' * (actors > 1)} x {threads} thread{'s' * (threads > 1)}",
+                   "tokens": out.stats.completion_tokens, "seconds": round(out.stats.seconds, 2),
+                   "tok_per_s": round(rate, 1), "share_of_local": round(rate / base, 3),
+                   "per_actor_tok_per_s": round(per_actor, 1),
+                   "peak_rss_mb_per_actor": max(h["peak_rss_mb"] for h in headers),
+                   "shards": len(headers), "texts_differing_from_local": differ}
+            rows.append(row)
+            print(f"  {row['how']:34s} {row['tokens']:6d} tok {row['seconds']:7.2f} s {rate:8.1f} tok/s "
+                  f"= {rate / base:.0%} of local", flush=True)
+            print(f"    per actor while generating {per_actor:.1f} tok/s; peak memory per actor "
+                  f"{row['peak_rss_mb_per_actor']} MB; {len(headers)} shards; texts differing from the "
+                  f"local run: {differ} of {len(out)}", flush=True)
+    finally:
+        scale.shutdown(started)
+    result = {"n": n, "max_tokens": max_tokens, "cores": cores, "rows": rows}
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump(result, f, indent=2)
+    return result

@@ -2,7 +2,7 @@
 
     synthkit doctor            is this machine ready? (versions, backends, a real generation)
     synthkit start             open the course in JupyterLab
-    synthkit bench             one-at-a-time vs batched tokens/s (--contended: shared cores)
+    synthkit bench             one-at-a-time vs batched tokens/s (--contended: shared cores; --ray: on Ray)
     synthkit cache             show or clear the generation cache
     synthkit assign|run|grade|progress   course machinery (instructors and students)
     synthkit report|feedback|essays|marks|export   the instructor's term after grading
@@ -65,9 +65,13 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.ray:
+        from ..bench import run_ray_bench
+        run_ray_bench(n=args.n or 256, max_tokens=args.max_tokens, address=args.ray, json_out=args.json)
+        return 0
     from ..bench import run_bench
     backends = tuple(b.strip() for b in args.backends.split(","))
-    run_bench(n=args.n, max_tokens=args.max_tokens, backends=backends, json_out=args.json,
+    run_bench(n=args.n or 32, max_tokens=args.max_tokens, backends=backends, json_out=args.json,
               contended=args.contended)
     return 0
 
@@ -117,13 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_doctor)
 
     b = sub.add_parser("bench", help="tokens/s: one prompt at a time vs batched, per backend")
-    b.add_argument("--n", type=int, default=32, help="number of Magpie prompts (default 32)")
+    b.add_argument("--n", type=int, help="number of Magpie prompts (default 32; 256 with --ray)")
     b.add_argument("--max-tokens", type=int, default=64, help="new tokens per prompt (default 64)")
     b.add_argument("--backends", default="llama.cpp,torch", help="comma-separated (default both)")
     b.add_argument("--json", help="also write the results to this JSON file")
     b.add_argument("--contended", action="store_true",
                    help="also generate beside a CPU-bound process and beside a second synthkit "
                         "process (started and stopped here); print each as a ratio to idle")
+    b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="instead: the local batched run against synthkit.scale on Ray (1 actor x all "
+                        "threads, then one actor per core), each as a share of local (default: local)")
     b.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("start", help="open the course in JupyterLab")
