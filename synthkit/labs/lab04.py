@@ -262,6 +262,11 @@ def _vote_cases(rng) -> list[tuple[list, str]]:
         votes = [None] * 4 + [a] + [rng.choice(pool)] * 2
         rng.shuffle(votes)
         cases.append((votes, "more unreadable attempts than any answer"))
+    for _ in range(2):  # the first readable answer loses: the winner comes later in the list
+        a, b = rng.sample(pool, 2)
+        rest = [a] * 3 + [b] + [None] * rng.randint(0, 2)
+        rng.shuffle(rest)
+        cases.append(([None] * rng.randint(0, 2) + [b] + rest, "a winner that is not the first answer"))
     # sorting would pick one of these whatever the order: "9" > "10" as text, 10 > 9 as numbers
     cases.append((["10", "9", "10", "9"], "a tie"))
     cases.append((["9", "10", "9", "10"], "a tie"))
@@ -275,6 +280,8 @@ _VOTE_ADVICE = {
     "a random vote": "Count each answer (skipping None) and return the most common.",
     "a tie": "On a tie, return the tied answer that appears first in the list, whatever its value.",
     "more unreadable attempts than any answer": "None is not an answer: leave it out of the count.",
+    "a winner that is not the first answer": "Return the most common answer, wherever it first appears, "
+                                             "not simply the first readable one.",
 }
 
 
