@@ -175,26 +175,16 @@ def _contended_torch(model, prompt: str, n: int, s: Sampling) -> dict:
     idle = tokens / seconds
     print(f"  torch alone                             {tokens:5d} tok {seconds:7.2f} s {idle:8.1f} tok/s "
           f"(other processes kept {background.cores:.1f} cores busy meanwhile)", flush=True)
-    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
-    try:
-        time.sleep(0.5)
-        tokens, seconds = _batched(model, prompt, n, s, warm=False)
-    finally:
-        busy.kill()
-        busy.wait()
+    tokens, seconds = _beside_busy_loop(model, prompt, n, s)
     beside = tokens / seconds
     print(f"  torch beside one CPU-bound process      {tokens:5d} tok {seconds:7.2f} s "
           f"{beside:8.1f} tok/s = {beside / idle:.0%} of alone", flush=True)
     # the same with every thread pinned (no sharing): what the threads' choice is worth
     saved = os.environ.get("SYNTHKIT_THREADS")
     os.environ["SYNTHKIT_THREADS"] = str(default_threads())
-    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
     try:
-        time.sleep(0.5)
-        tokens, seconds = _batched(model, prompt, n, s, warm=False)
+        tokens, seconds = _beside_busy_loop(model, prompt, n, s)
     finally:
-        busy.kill()
-        busy.wait()
         if saved is None:
             os.environ.pop("SYNTHKIT_THREADS", None)
         else:
@@ -209,6 +199,17 @@ def _contended_torch(model, prompt: str, n: int, s: Sampling) -> dict:
 
 
 BUSY_LOOP = "while True: pass"
+
+
+def _beside_busy_loop(model, prompt: str, n: int, s: Sampling) -> tuple[int, float]:
+    """The batched run (already warm) while another process spins on one core."""
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+    try:
+        time.sleep(0.5)  # let it take its core
+        return _batched(model, prompt, n, s, warm=False)
+    finally:
+        busy.kill()
+        busy.wait()
 WORKER = ("import sys; from synthkit.bench import _worker; "
           "_worker(int(sys.argv[1]), int(sys.argv[2]))")
 
@@ -245,13 +246,7 @@ def _contended(prompt: str, n: int, s: Sampling) -> dict:
     print(f"  alone                                   {tokens:5d} tok {seconds:7.2f} s {idle:8.1f} tok/s "
           f"(other processes kept {background.cores:.1f} cores busy meanwhile)")
 
-    busy = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
-    try:
-        time.sleep(0.5)  # let it take its core
-        tokens, seconds = _batched(model, prompt, n, s, warm=False)
-    finally:
-        busy.kill()
-        busy.wait()
+    tokens, seconds = _beside_busy_loop(model, prompt, n, s)
     beside_busy = tokens / seconds
     print(f"  beside one CPU-bound process            {tokens:5d} tok {seconds:7.2f} s "
           f"{beside_busy:8.1f} tok/s = {beside_busy / idle:.0%} of alone", flush=True)

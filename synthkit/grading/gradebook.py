@@ -198,15 +198,22 @@ def essay_results(book: dict):
 
 
 # --- marks -------------------------------------------------------------------------------------
-def read_marks(book: dict, path: str | os.PathLike) -> list[tuple[dict, float | None, str]]:
-    """The marks in `path` as (the essay's result in `book`, mark or None, comment), each
-    checked; GradebookError naming the first problem (and how many more) if any is wrong."""
+def read_csv(path: str | os.PathLike, what: str) -> csv.DictReader:
+    """The rows of a CSV file (a spreadsheet's byte-order mark dropped); GradebookError saying
+    which file (the `what`) cannot be read."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
-        raise GradebookError(f"{path}: cannot read the marks ({type(e).__name__}: {e})") from None
-    reader = csv.DictReader(io.StringIO(text))
+        raise GradebookError(f"{path}: cannot read the {what} ({type(e).__name__}: {e})") from None
+    return csv.DictReader(io.StringIO(text))
+
+
+def read_marks(book: dict, path: str | os.PathLike) -> list[tuple[dict, float | None, str]]:
+    """The marks in `path` as (the essay's result in `book`, mark or None, comment), each
+    checked; GradebookError naming the first problem (and how many more) if any is wrong."""
+    path = Path(path)
+    reader = read_csv(path, "marks")
     header = [h.strip() for h in (reader.fieldnames or [])]
     if sorted(header) != sorted(MARKS_FIELDS):
         raise GradebookError(f"{path}: the columns are {', '.join(header) or 'none'}; a marks file has "

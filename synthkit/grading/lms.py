@@ -18,13 +18,11 @@ stay empty.
 """
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from pathlib import Path
 
-from .gradebook import GradebookError, _atomic_write, csv_text, entry_total, num, scores
+from .gradebook import GradebookError, _atomic_write, csv_text, entry_total, num, read_csv, scores
 from .registry import lab_title
 
 CANVAS_IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
@@ -48,11 +46,7 @@ def slug(name: str) -> str:
 def read_roster(path: str | os.PathLike) -> tuple[list[dict], list[str]]:
     """Canvas's gradebook export: its student rows and its column headers."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise GradebookError(f"{path}: cannot read the roster ({type(e).__name__}: {e})") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = read_csv(path, "roster")
     header = reader.fieldnames or []
     missing = [c for c in ("Student", "ID") if c not in header]
     if missing:
