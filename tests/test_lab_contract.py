@@ -122,9 +122,8 @@ def test_files_a_lab_writes_go_under_the_synthkit_home(lab):
     notebook: a lab that writes files asks `synthkit.labs.work_dir` where."""
     import re
 
-    code = defining_source(nbformat.read(_notebook("solutions", lab), as_version=4))
-    code += "\n".join(c.source for c in nbformat.read(_notebook("solutions", lab), as_version=4).cells
-                      if c.cell_type == "code")
+    cells = nbformat.read(_notebook("solutions", lab), as_version=4).cells
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
     relative = re.findall(r"""Path\(\s*["'][^/~"'][^"']*["']\s*\)""", code)
     assert not relative, f"lab {lab} makes paths beside the notebook: {relative}; use work_dir({lab!r})"
     assert "tempfile" not in code, f"lab {lab}: use work_dir({lab!r}), which outlives the kernel"
