@@ -105,6 +105,8 @@ def keep_instruction(text, blacklist=BLACKLIST, min_words=4, max_words=150):
         return False
     if blacklist and re.search(r"\\b(" + "|".join(map(re.escape, blacklist)) + r")\\b", text, re.I):
         return False
+    if text.lower().startswith("write a program"):
+        return False
     return text[0] not in string.punctuation and text[0].isascii()
 """, "first character"),
         ("""

@@ -69,7 +69,7 @@ def check_answer(reply, answer):
         return False
     number = m.group(0).replace(",", "")                 # keeps 12.0's zeros
     return ("0" if number == "-0" else number) == str(answer)
-""", "zeros after the decimal point"),
+""", "decimal part"),  # named by the zeros case or a right answer written 1,250.0
         ("""
 def check_answer(reply, answer):
     from synthkit.verify import check_number
@@ -133,7 +133,7 @@ def majority_vote(answers):
 
 @pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
 def test_wrong_answers_fail_with_a_useful_message(ex):
-    assert_wrong_answers_fail(ex, WRONG[ex.name])
+    assert_wrong_answers_fail(ex, WRONG[ex.name], tries=10)  # a few slips are named on ~3 draws in 4
 
 
 def test_references_agree_with_the_library():

@@ -159,7 +159,7 @@ def lineage(manifests, final):
 
 @pytest.mark.parametrize("ex", CODING, ids=lambda e: e.name)
 def test_wrong_answers_fail_with_a_useful_message(ex):
-    assert_wrong_answers_fail(ex, WRONG[ex.name])
+    assert_wrong_answers_fail(ex, WRONG[ex.name], tries=10)  # a few slips are named on ~3 draws in 4
 
 
 def test_references_agree_with_the_library():

@@ -392,6 +392,9 @@ def _check_distinct_n(c) -> str:
     fn = c.get("distinct_n", callable_=True)
     vocab = c.rng.sample(_NOUNS + _VERBS + _FILLER, c.rng.randint(3, 10))
     cases = [([], 1), ([""], 2), (["one two"], 3)]
+    a, b = c.rng.sample(vocab, 2)
+    cases.append(([f"{a} {b}", f"{a} {b}"], 2))             # an n-gram must not run into the next text
+    cases.append(([f"{a.upper()} {a} {b}"], 1))              # 'The' and 'the' are one word
     for _ in range(22):
         k = c.rng.randint(1, 8)
         texts = [" ".join(_case(c.rng.choice(vocab), c.rng) for _ in range(c.rng.randint(0, 12))) for _ in range(k)]
