@@ -617,11 +617,12 @@ def decode_speed(model, prompt_list: list[str], *, tokens: int = 32, repeats: in
 
 def evaluate(student, teacher, held_out: Targets | list, *, prompts_for_agreement: list[str] | None = None,
              teacher_greedy: list[list[int]] | None = None, wiki: list[str] | None = None,
-             max_tokens: int = 48, n_match: int = 16) -> dict:
+             max_tokens: int = 48, n_match: int = 16, speed: dict | None = None) -> dict:
     """Every score of the distillation table for one student (see the functions above).
     held_out: Targets (or examples) of held-out teacher answers; prompts_for_agreement and
     teacher_greedy: held-out prompts and the teacher's greedy token ids for them; wiki:
-    real texts for the perplexity on human writing."""
+    real texts for the perplexity on human writing; speed: `decode_speed`'s tokens and
+    repeats (its defaults where None)."""
     examples = held_out.examples if isinstance(held_out, Targets) else held_out
     row = forced_scores(student, teacher, examples)
     if wiki:
@@ -630,7 +631,7 @@ def evaluate(student, teacher, held_out: Targets | list, *, prompts_for_agreemen
         start = time.perf_counter()
         gens, _ = decode(student, prompts_for_agreement, max_tokens=max_tokens)
         row["decode_seconds"] = time.perf_counter() - start
-        row["decode_tok_s"] = decode_speed(student, prompts_for_agreement)
+        row["decode_tok_s"] = decode_speed(student, prompts_for_agreement, **(speed or {}))
         if teacher_greedy is not None:
             row.update(greedy_agreement([g.token_ids for g in gens], teacher_greedy, n_match))
     return row

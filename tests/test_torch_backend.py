@@ -162,6 +162,40 @@ def test_hf_checkpoint_directory(m, chats, tmp_path):
             == m.generate(chats[1], temperature=0, max_tokens=6, **NO_CACHE).texts)
 
 
+def test_the_gguf_is_read_once_into_a_checkpoint_copy_with_the_same_tensors(m, tmp_path, monkeypatch):
+    """Reading the GGUF is slow (~17 s), so its dequantized weights are kept as an fp32
+    checkpoint in the model cache; that copy must hold exactly what the reader gives,
+    a damaged copy must be replaced, and an unwritable cache must still load."""
+    import torch
+    from synthkit.models import embedded_model_path
+    from synthkit.models import torch_backend as tb
+
+    path = embedded_model_path()
+    copy = tb._checkpoint_copy(path)
+    assert (copy / "config.json").exists() and (copy / "model.safetensors").exists()  # `m` made or found it
+    tokenizer, direct = tb._read_gguf(path, torch.float32)
+    loaded = m.model.state_dict()
+    assert all(torch.equal(t, loaded[k]) for k, t in direct.state_dict().items())
+    assert tokenizer.chat_template == m.tokenizer.chat_template
+    assert tokenizer("Hi<|im_end|>\n日本").input_ids == m.tokenizer("Hi<|im_end|>\n日本").input_ids
+
+    # what happens when the copy cannot be used: the file is read instead (counted, not redone)
+    import shutil
+    reads = []
+    monkeypatch.setattr(tb, "_read_gguf", lambda p, dtype: reads.append(p) or (tokenizer, direct))
+    monkeypatch.setenv("SYNTHKIT_MODEL_CACHE", str(tmp_path / "models"))
+    made = tb._checkpoint_copy(path)
+    shutil.copytree(copy, made)
+    assert torch.equal(tb._load_gguf(path, torch.float32)[1].lm_head.weight, direct.lm_head.weight) and not reads
+    (made / "model.safetensors").write_bytes(b"damaged")
+    again = tb._load_gguf(path, torch.float32)[1]   # read the file, saved a new copy, loaded it
+    assert len(reads) == 1 and (made / "config.json").exists()
+    assert again is not direct and torch.equal(again.lm_head.weight, direct.lm_head.weight)
+    shutil.rmtree(tmp_path / "models")
+    (tmp_path / "models").write_text("a file where the cache folder should be")
+    assert tb._load_gguf(path, torch.float32)[1] is direct and len(reads) == 2
+
+
 def test_load_errors(tmp_path):
     from synthkit.models.torch_backend import TorchModel
 

@@ -32,14 +32,16 @@ import inspect
 import io
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..cache import model_copy_dir
 from ..errors import DeviceUnavailableError, ModelLoadError, PromptTooLongError
-from .base import Generation, Model, Request
+from .base import Generation, Model, Request, file_fingerprint
 from .cores import CoreShare
 from .sampling import Sampling
 from .static_decode import (SAMPLER_TAG, CUDAGraphStep, StaticKV, decode_step, gumbel_pick,
@@ -121,7 +123,51 @@ def _check_gguf(path: Path) -> None:
 
 
 def _load_gguf(path: Path, dtype):
-    """Tokenizer and dequantized model from a GGUF file.
+    """Tokenizer and dequantized model from a GGUF file, through a once-made checkpoint copy.
+
+    Reading the GGUF takes about 17 s on two cores (most of it the reader walking the
+    tokenizer's 49k-entry metadata in Python); an ordinary fp32 checkpoint of the same
+    weights loads in well under a second. So the first load writes that copy beside the
+    llama.cpp copies (cache.model_copy_dir), and every load, the first included, reads
+    the copy: one path, the same tensors. Where the cache cannot be written, the file is
+    read directly each time.
+    """
+    copy = _checkpoint_copy(path)
+    if (copy / "config.json").exists():
+        try:
+            return _load_checkpoint(copy, dtype)
+        except Exception:  # a damaged copy: forget it and make it again
+            shutil.rmtree(copy, ignore_errors=True)
+    tokenizer, model = _read_gguf(path, torch.float32)
+    if _save_copy(tokenizer, model, copy):
+        return _load_checkpoint(copy, dtype)
+    return tokenizer, model.to(dtype)
+
+
+def _checkpoint_copy(path: Path) -> Path:
+    import transformers
+    return model_copy_dir() / f"{path.stem}-{file_fingerprint(str(path))}-hf{transformers.__version__}-fp32"
+
+
+def _save_copy(tokenizer, model, copy: Path) -> bool:
+    """Save the fp32 model and its tokenizer as an HF checkpoint at `copy`; False where the
+    cache cannot be written. Written under a temporary name and renamed, so a killed
+    conversion never leaves half a copy."""
+    tmp = copy.with_name(f"{copy.name}.tmp{os.getpid()}")
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, copy)
+    except OSError:
+        return (copy / "config.json").exists()  # another process may have finished first
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return True
+
+
+def _read_gguf(path: Path, dtype):
+    """Tokenizer and dequantized model read from the GGUF file itself.
 
     `from_pretrained(gguf_file=...)` would do the same, but it needs the `accelerate`
     package and marks the model as "gguf-quantized", which then refuses
