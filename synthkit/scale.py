@@ -67,6 +67,12 @@ from .records import read_jsonl, write_jsonl
 # a shard of 64 keeps its batch full for most of the shard, so the ramp-down at a shard's
 # end costs little, and a lost shard costs a minute of one actor's work at most.
 SHARD_SIZE = 64
+# Shards per actor call, at most. An actor decodes the shards of one call as one continuous
+# stream: a finished sequence's slot takes the next sequence, whichever shard it belongs to,
+# so the batch drains once per call instead of once per shard (measured: 256 sequences in
+# calls of 64 ran 17% slower than in one call). Each shard is still sent back, and written,
+# the moment its last sequence ends; only a killed actor's unfinished shards are redone.
+CALL_SHARDS = 8
 INSTALL_HINT = 'pip install "synthkit[ray]"'
 
 
@@ -258,28 +264,41 @@ class ShardGenerator:
                         "pid": os.getpid(), "backend": spec["backend"], "threads": spec["threads"],
                         "device": str(getattr(self.model, "device", "cpu"))}
 
-    def __call__(self, batch: dict) -> dict:
-        keys, results = [], []
-        for key, requests, params in zip(batch["shard"], batch["requests"], batch["sampling"]):
-            keys.append(key)
-            results.append(json.dumps(self.generate(json.loads(requests), json.loads(params))))
-        return {"shard": keys, "result": results}
+    def __call__(self, batch: dict):
+        """A generator: one output row per finished shard, as soon as it is finished."""
+        shards = [(str(key), json.loads(requests)) for key, requests in zip(batch["shard"], batch["requests"])]
+        for params in dict.fromkeys(batch["sampling"]):  # one generate call: one setting
+            mine = [sh for sh, p in zip(shards, batch["sampling"]) if p == params]
+            for key, result in self.generate(mine, json.loads(params)):
+                yield {"shard": [key], "result": [json.dumps(result)]}
 
-    def generate(self, requests: list[dict], params: dict) -> dict:
-        reqs = [Request(slot=j, **r) for j, r in enumerate(requests)]
-        sampling = Sampling(**params)
-        rows: list[dict | None] = [None] * len(reqs)
-        started = time.perf_counter()
-        for req, gen in self.model._stream(reqs, sampling):
-            rows[req.slot] = {"prompt": req.prompt, "index": req.index,
-                              **{f: getattr(gen, f) for f in RAW_FIELDS}}
-        seconds = time.perf_counter() - started
+    def generate(self, shards: list[tuple[str, list[dict]]], params: dict):
+        """Yield (key, {"made_by", "rows"}) per shard as its last sequence ends. A shard's
+        `seconds` is the time since the previous shard ended (or since the start), so the
+        seconds of an actor's shards add up to its time spent generating."""
+        reqs, where = [], []
+        for s, (_, requests) in enumerate(shards):
+            for j, r in enumerate(requests):
+                reqs.append(Request(slot=len(reqs), **r))
+                where.append((s, j))
+        rows: list[list[dict | None]] = [[None] * len(requests) for _, requests in shards]
+        left = [len(requests) for _, requests in shards]
+        mark = time.perf_counter()
+        for req, gen in self.model._stream(reqs, Sampling(**params)):
+            s, j = where[req.slot]
+            rows[s][j] = {"prompt": req.prompt, "index": req.index, **{f: getattr(gen, f) for f in RAW_FIELDS}}
+            left[s] -= 1
+            if left[s] == 0:
+                now = time.perf_counter()
+                yield shards[s][0], {"made_by": self._made_by(rows[s], now - mark), "rows": rows[s]}
+                mark = now
+
+    def _made_by(self, rows: list[dict], seconds: float) -> dict:
         tokens = sum(r["completion_tokens"] for r in rows)
-        made_by = {**self.made_by, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                   "seconds": round(seconds, 3), "completion_tokens": tokens,
-                   "tok_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0,
-                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
-        return {"made_by": made_by, "rows": rows}
+        return {**self.made_by, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "seconds": round(seconds, 3), "completion_tokens": tokens,
+                "tok_per_s": round(tokens / seconds, 1) if seconds > 0 else 0.0,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -391,7 +410,8 @@ class RayModel(Model):
                              f"to generate just those")
 
     def _run(self, todo: dict[str, list[Request]], params: dict):
-        """One Ray Data pass: a row per shard, a batch per shard, an actor pool of models."""
+        """One Ray Data pass: a row per shard, up to CALL_SHARDS shards per actor call (so each
+        actor gets an even share of a short job in one call), an actor pool of models."""
         import ray
         wire = json.dumps(params)
         rows = [{"shard": key, "sampling": wire,
@@ -399,15 +419,22 @@ class RayModel(Model):
                                           "seed": r.seed, "index": r.index} for r in shard])}
                 for key, shard in todo.items()]
         resources = {"num_gpus": 1, "num_cpus": 1} if self.gpu else {"num_cpus": self.threads}
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        out = ds.map_batches(
-            ShardGenerator, fn_constructor_kwargs={"spec": self.spec},
-            batch_size=1, batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=min(self.actors, len(rows)),
-                                               max_tasks_in_flight_per_actor=1),
-            **resources)
-        for row in out.iter_rows():
-            yield str(row["shard"]), json.loads(row["result"])
+        actors = min(self.actors, len(rows))
+        # Ray Data gathers a call's outputs into one block until the block is big (128 MB):
+        # a block size of one byte sends each finished shard back the moment it is yielded.
+        ctx = ray.data.DataContext.get_current()
+        block_size, ctx.target_max_block_size = ctx.target_max_block_size, 1
+        try:
+            ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+            out = ds.map_batches(
+                ShardGenerator, fn_constructor_kwargs={"spec": self.spec},
+                batch_size=max(1, min(CALL_SHARDS, -(-len(rows) // actors))), batch_format="numpy",
+                compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
+                **resources)
+            for row in out.iter_rows():
+                yield str(row["shard"]), json.loads(row["result"])
+        finally:
+            ctx.target_max_block_size = block_size
 
 
 def _pairs(shard: list[Request], rows: list[dict]):

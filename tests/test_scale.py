@@ -77,6 +77,32 @@ def test_ray_gives_the_local_records_greedy_and_sampled(ray_cluster, local, prom
     assert again.shards_made == 0 and again.shards_reused == 3  # read back, none generated
 
 
+def test_one_call_streams_its_shards_and_splits_its_time(local, prompts):
+    """An actor decodes a call's shards as one stream (no batch drains between shards) and
+    hands each shard back as its last sequence ends; the shards' seconds add up to the call's
+    time, so the per-actor rate from the headers is the rate while generating."""
+    import time
+    from synthkit.models import Sampling
+    from synthkit.models.base import Request
+    from synthkit.scale import ShardGenerator, cut
+
+    actor = ShardGenerator.__new__(ShardGenerator)   # the actor's methods, without a cluster
+    actor.model, actor.made_by = local, {"pid": os.getpid()}
+    sampling = Sampling(temperature=0.9, max_tokens=12, seed=5)
+    requests = [Request(prompt=p, prompt_ids=local.prompt_ids(p), seed=100 + i, index=i, slot=i)
+                for i, p in enumerate(prompts * 3)]
+    shards = [(f"s{k}", [{"prompt": r.prompt, "prompt_ids": r.prompt_ids, "seed": r.seed, "index": r.index}
+                         for r in shard]) for k, shard in enumerate(cut(requests, 5))]
+    start = time.perf_counter()
+    out = list(actor.generate(shards, sampling.as_dict()))
+    took = time.perf_counter() - start
+    assert sorted(k for k, _ in out) == [k for k, _ in shards]       # each shard once
+    assert abs(sum(r["made_by"]["seconds"] for _, r in out) - took) < 0.05
+    alone = {(r.prompt, r.index): g.text for r, g in local._stream(requests, sampling)}
+    for _, result in out:
+        assert all(row["text"] == alone[row["prompt"], row["index"]] for row in result["rows"])
+
+
 def test_magpie_with_ray_local_writes_the_same_file(tmp_path):
     """The command as a user runs it: `--ray local` starts its own cluster, 2 actors."""
     here = synthkit(*MAGPIE, "--n", "20", "--out", str(tmp_path / "here.jsonl"))
