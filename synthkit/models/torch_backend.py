@@ -79,9 +79,9 @@ def _pick_dtype(dtype, device: str):
 
 
 @contextlib.contextmanager
-def _quiet():
-    """transformers draws progress bars while it dequantizes a GGUF; students do not need
-    them. Set SYNTHKIT_TORCH_VERBOSE=1 to see them."""
+def quiet_transformers():
+    """transformers draws progress bars while it dequantizes a GGUF and while it saves a
+    model; students do not need them. Set SYNTHKIT_TORCH_VERBOSE=1 to see them."""
     if os.environ.get("SYNTHKIT_TORCH_VERBOSE"):
         yield
         return
@@ -342,7 +342,7 @@ class TorchModel(Model):
         self.dtype = _pick_dtype(dtype, self.device)
         self.batch_size = max(1, int(batch_size))
         try:
-            with _quiet():
+            with quiet_transformers():
                 loader = _load_gguf if path.is_file() else _load_checkpoint
                 self.tokenizer, model = loader(path, self.dtype)
         except ModelLoadError:

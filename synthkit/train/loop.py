@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from ..bars import bar
 from ..errors import SynthkitError
+from ..models.torch_backend import quiet_transformers
 from .data import IGNORE, plan_batches
 
 
@@ -166,9 +167,10 @@ def save_checkpoint(folder: Path, model, tokenizer, state: dict) -> None:
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp)
+    with quiet_transformers():
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
     torch.save(state, tmp / STATE_FILE)
     (tmp / "progress.json").write_text(json.dumps({"step": state["step"], "total_steps": state["total_steps"]}))
     if folder.exists():
@@ -531,8 +533,9 @@ def model_method(model, settings: dict, result, **parts) -> Method:
 def save_model(out_dir: Path, model, settings: dict, result) -> None:
     """The trained model as a transformers checkpoint, plus what the run did (SUMMARY_FILE)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.model.save_pretrained(out_dir)
-    model.tokenizer.save_pretrained(out_dir)
+    with quiet_transformers():
+        model.model.save_pretrained(out_dir)
+        model.tokenizer.save_pretrained(out_dir)
     summary = {"settings": settings, "complete": result.steps == result.total_steps, **asdict(result)}
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
     result.checkpoint = str(out_dir)
