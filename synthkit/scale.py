@@ -63,9 +63,8 @@ from .models.cores import usable_cores
 from .records import read_jsonl, write_jsonl
 
 # --- the knobs, and why they are set where they are ----------------------------------------
-# Sequences per shard. A llama.cpp actor decodes up to 32 sequences per step (n_parallel);
-# a shard of 64 keeps its batch full for most of the shard, so the ramp-down at a shard's
-# end costs little, and a lost shard costs a minute of one actor's work at most.
+# Sequences per shard: the unit of resuming and of retrying. A lost shard of 64 costs well
+# under a minute of one actor's work.
 SHARD_SIZE = 64
 # Shards per actor call, at most. An actor decodes the shards of one call as one continuous
 # stream: a finished sequence's slot takes the next sequence, whichever shard it belongs to,
@@ -242,8 +241,9 @@ class ShardStore:
 # ---------------------------------------------------------------------------------------
 class ShardGenerator:
     """Ray Data's callable class: `__init__` runs once in each actor process, `__call__` on
-    each batch (one row per shard). What crosses the wire is plain data: the spec, the
-    requests as JSON, the raw generations as JSON. The model itself never travels."""
+    each batch (a row per shard, up to CALL_SHARDS rows). What crosses the wire is plain
+    data: the spec, the requests as JSON, the raw generations as JSON. The model itself
+    never travels."""
 
     def __init__(self, spec: dict):
         kwargs = dict(spec["kwargs"])
