@@ -266,3 +266,25 @@ def test_contended_bench_runs_beside_its_own_competitors_and_stops_them(capsys):
     mine = subprocess.run(["ps", "-o", "args=", "--ppid", str(__import__("os").getpid())],
                           capture_output=True, text=True).stdout
     assert "while True" not in mine and "_worker" not in mine  # competitors are gone
+
+
+def test_the_file_type_is_read_from_the_header_alone(tmp_path):
+    """`gguf_file_type` reads key-value pairs only up to general.file_type (gguf's reader
+    parses the whole tokenizer first, 4 s a file); it must agree with that reader, and a
+    damaged file must not break loading (the file is then loaded as it is)."""
+    from gguf import GGUFReader
+    from llama_cpp import llama_cpp as L
+
+    from synthkit.models import embedded_model_path
+    from synthkit.models.llamacpp import _is_q4_1, gguf_file_type
+
+    path = embedded_model_path()
+    field = GGUFReader(str(path)).get_field("general.file_type")
+    assert gguf_file_type(path) == int(field.contents()) == L.LLAMA_FTYPE_MOSTLY_Q4_1
+    assert _is_q4_1(L, path)
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(path.read_bytes()[:4096])         # the header stops inside the tokenizer
+    assert gguf_file_type(cut) in (None, L.LLAMA_FTYPE_MOSTLY_Q4_1)
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"GGUF" + b"\xff" * 64)
+    assert not _is_q4_1(L, junk) and not _is_q4_1(L, tmp_path / "missing.gguf")
