@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import SynthkitError
-from .models.torch_backend import quiet_transformers
+from .models.torch_backend import save_hf
 from .train.data import IGNORE, collate
 from .train.kd import Targets, kd_loss, top_k_log_probs, train_student
 
@@ -265,9 +265,7 @@ def _build(teacher, parsed: dict, folder: Path, seed: int) -> None:
         model.config.distilled_from_layers = keep
     tmp = folder.with_name(folder.name + ".tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    with quiet_transformers():
-        model.save_pretrained(tmp)
-        teacher.tokenizer.save_pretrained(tmp)
+    save_hf(tmp, model, teacher.tokenizer)
     if folder.exists():
         import shutil
         shutil.rmtree(folder)

@@ -264,13 +264,12 @@ class ShardGenerator:
                         "pid": os.getpid(), "backend": spec["backend"], "threads": spec["threads"],
                         "device": str(getattr(self.model, "device", "cpu"))}
 
-    def __call__(self, batch: dict):
-        """A generator: one output row per finished shard, as soon as it is finished."""
+    def __call__(self, batch: dict, params: dict):
+        """A generator: one output row per finished shard, as soon as it is finished.
+        params: the sampling settings of the pass (one `generate` call, one setting)."""
         shards = [(str(key), json.loads(requests)) for key, requests in zip(batch["shard"], batch["requests"])]
-        for params in dict.fromkeys(batch["sampling"]):  # one generate call: one setting
-            mine = [sh for sh, p in zip(shards, batch["sampling"]) if p == params]
-            for key, result in self.generate(mine, json.loads(params)):
-                yield {"shard": [key], "result": [json.dumps(result)]}
+        for key, result in self.generate(shards, params):
+            yield {"shard": [key], "result": [json.dumps(result)]}
 
     def generate(self, shards: list[tuple[str, list[dict]]], params: dict):
         """Yield (key, {"made_by", "rows"}) per shard as its last sequence ends. A shard's
@@ -413,8 +412,7 @@ class RayModel(Model):
         """One Ray Data pass: a row per shard, up to CALL_SHARDS shards per actor call (so each
         actor gets an even share of a short job in one call), an actor pool of models."""
         import ray
-        wire = json.dumps(params)
-        rows = [{"shard": key, "sampling": wire,
+        rows = [{"shard": key,
                  "requests": json.dumps([{"prompt": r.prompt, "prompt_ids": r.prompt_ids,
                                           "seed": r.seed, "index": r.index} for r in shard])}
                 for key, shard in todo.items()]
@@ -427,7 +425,7 @@ class RayModel(Model):
         try:
             ds = ray.data.from_items(rows, override_num_blocks=len(rows))
             out = ds.map_batches(
-                ShardGenerator, fn_constructor_kwargs={"spec": self.spec},
+                ShardGenerator, fn_constructor_kwargs={"spec": self.spec}, fn_kwargs={"params": params},
                 batch_size=max(1, min(CALL_SHARDS, -(-len(rows) // actors))), batch_format="numpy",
                 compute=ray.data.ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
                 **resources)

@@ -233,18 +233,18 @@ def gguf_file_type(path) -> int | None:
     each time a freshly exported student is loaded."""
     size_of_file = os.path.getsize(path)
     with open(path, "rb") as f:
-        def length():
-            n = read("Q")
-            if n > size_of_file:
-                raise ValueError(f"{path}: a GGUF length runs past the end of the file")
-            return n
-
         def read(fmt):
             size = struct.calcsize("<" + fmt)
             data = f.read(size)
             if len(data) != size:
                 raise ValueError(f"{path}: the GGUF header ends early")
             return struct.unpack("<" + fmt, data)[0]
+
+        def length():
+            n = read("Q")
+            if n > size_of_file:
+                raise ValueError(f"{path}: a GGUF length runs past the end of the file")
+            return n
 
         def text():
             return f.read(length()).decode("utf-8", "replace")

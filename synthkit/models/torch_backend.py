@@ -97,6 +97,15 @@ def quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
+def save_hf(folder, model, tokenizer=None) -> None:
+    """The model (and its tokenizer) as an HF checkpoint in `folder`, without transformers'
+    progress bars: every checkpoint synthkit writes goes through here."""
+    with quiet_transformers():
+        model.save_pretrained(folder)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(folder)
+
+
 def _dtype_kwarg() -> str:
     """transformers renamed `torch_dtype` to `dtype` in 4.56."""
     import transformers
@@ -156,8 +165,7 @@ def _save_copy(tokenizer, model, copy: Path) -> bool:
     tmp = copy.with_name(f"{copy.name}.tmp{os.getpid()}")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_hf(tmp, model, tokenizer)
         os.replace(tmp, copy)
     except OSError:
         return (copy / "config.json").exists()  # another process may have finished first

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from ..bars import bar
 from ..errors import SynthkitError
-from ..models.torch_backend import quiet_transformers
+from ..models.torch_backend import save_hf
 from .data import IGNORE, plan_batches
 
 
@@ -167,10 +167,7 @@ def save_checkpoint(folder: Path, model, tokenizer, state: dict) -> None:
     tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    with quiet_transformers():
-        model.save_pretrained(tmp)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
+    save_hf(tmp, model, tokenizer)
     torch.save(state, tmp / STATE_FILE)
     (tmp / "progress.json").write_text(json.dumps({"step": state["step"], "total_steps": state["total_steps"]}))
     if folder.exists():
@@ -533,9 +530,7 @@ def model_method(model, settings: dict, result, **parts) -> Method:
 def save_model(out_dir: Path, model, settings: dict, result) -> None:
     """The trained model as a transformers checkpoint, plus what the run did (SUMMARY_FILE)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with quiet_transformers():
-        model.model.save_pretrained(out_dir)
-        model.tokenizer.save_pretrained(out_dir)
+    save_hf(out_dir, model.model, model.tokenizer)
     summary = {"settings": settings, "complete": result.steps == result.total_steps, **asdict(result)}
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
     result.checkpoint = str(out_dir)
