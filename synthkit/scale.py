@@ -72,6 +72,10 @@ SHARD_SIZE = 64
 # calls of 64 ran 17% slower than in one call). Each shard is still sent back, and written,
 # the moment its last sequence ends; only a killed actor's unfinished shards are redone.
 CALL_SHARDS = 8
+# Memory one llama.cpp actor may reach: measured at 1.26 GB for the embedded model with the
+# default context (its BF16 weights, a KV cache for 32 sequences of 1,024 tokens, and the
+# Ray worker itself). The default plan puts no more actors on a node than its memory holds.
+ACTOR_MEMORY = 3 * 2**29  # 1.5 GiB
 INSTALL_HINT = 'pip install "synthkit[ray]"'
 
 
@@ -151,31 +155,47 @@ def shutdown(started: bool) -> None:
 
 
 def cluster_shape() -> dict:
-    """CPUs and GPUs the cluster has, and its alive nodes' CPU counts."""
+    """CPUs and GPUs the cluster has, and each alive node's CPUs and memory (bytes Ray lets
+    tasks and actors use)."""
     import ray
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     total = ray.cluster_resources()
     return {"cpus": int(total.get("CPU", 0)), "gpus": int(total.get("GPU", 0)),
-            "node_cpus": [int(n["Resources"].get("CPU", 0)) for n in nodes]}
+            "node_cpus": [int(n["Resources"].get("CPU", 0)) for n in nodes],
+            "node_memory": [int(n["Resources"].get("memory", 0)) for n in nodes]}
 
 
-def plan(backend: str, actors: int | None = None, threads: int | None = None) -> tuple[int, int, bool]:
-    """(actors, threads per actor, on GPUs) for the connected cluster.
+def plan(backend: str, actors: int | None = None, threads: int | None = None,
+         shape: dict | None = None) -> tuple[int, int, bool]:
+    """(actors, threads per actor, on GPUs) for the connected cluster (or `shape`).
 
-    torch actors take one GPU each where there are GPUs (default: one actor per GPU).
-    llama.cpp actors take `threads` CPUs each; by default one actor per node, with the
-    smallest node's cores, so every actor fits on any node it may be restarted on.
+    torch actors take one GPU each where there are GPUs (default: one actor per GPU); on
+    CPUs, one actor per node with the smallest node's cores. llama.cpp actors take
+    `threads` CPUs each; by default one thread each, one actor per core, as many as each
+    node's memory holds (ACTOR_MEMORY apiece): a small model decodes more tokens per core
+    in one-thread processes than in one process whose threads meet at every layer, and a
+    one-thread actor fits on any node it may be restarted on. Given `actors` alone, they
+    share the cores.
     """
-    shape = cluster_shape()
+    shape = shape or cluster_shape()
     if backend == "torch" and shape["gpus"]:
         return actors or shape["gpus"], threads or 1, True
-    smallest = min(shape["node_cpus"] or [1]) or 1
-    if actors is None:
-        actors = max(1, len(shape["node_cpus"]))
+    nodes = list(zip(shape["node_cpus"], shape.get("node_memory") or [0] * len(shape["node_cpus"])))
+    smallest = min([cpus for cpus, _ in nodes] or [1]) or 1
+    if backend == "torch":
+        actors = actors or max(1, len(nodes))
+    elif actors is None:
+        threads = threads or 1
+        actors = max(1, sum(min(cpus // threads, memory // ACTOR_MEMORY) if memory else cpus // threads
+                            for cpus, memory in nodes))
     if threads is None:
         threads = max(1, min(smallest, shape["cpus"] // actors))
     if actors < 1 or threads < 1:
         raise ScaleError(f"--actors and threads per actor must be at least 1 (got {actors}, {threads})")
+    if actors * threads > shape["cpus"] or threads > max([cpus for cpus, _ in nodes] or [0]):
+        raise ScaleError(f"{actors} actor(s) of {threads} thread(s) do not fit a cluster of "
+                         f"{shape['cpus']} CPUs on nodes of {sorted({c for c, _ in nodes})} CPUs (Ray "
+                         f"would wait for them forever): ask for fewer --actors, or add nodes")
     return actors, threads, False
 
 

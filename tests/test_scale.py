@@ -104,13 +104,13 @@ def test_one_call_streams_its_shards_and_splits_its_time(local, prompts):
 
 
 def test_magpie_with_ray_local_writes_the_same_file(tmp_path):
-    """The command as a user runs it: `--ray local` starts its own cluster, 2 actors."""
+    """The command as a user runs it: `--ray local` starts its own cluster, default actors."""
     here = synthkit(*MAGPIE, "--n", "20", "--out", str(tmp_path / "here.jsonl"))
     assert here.returncode == 0, here.stderr[-2000:]
     there = synthkit(*MAGPIE, "--n", "20", "--out", str(tmp_path / "ray.jsonl"), "--ray", "local",
-                     "--actors", "2", "--shard-size", "8")
+                     "--shard-size", "8")
     assert there.returncode == 0, there.stderr[-2000:]
-    assert "ray: 2 llama.cpp actor(s) x 1 CPU(s)" in there.stdout
+    assert "llama.cpp actor(s) x 1 CPU(s)" in there.stdout  # the default: one-thread actors
     assert read_jsonl(tmp_path / "ray.jsonl") == read_jsonl(tmp_path / "here.jsonl")
     assert len(read_jsonl(tmp_path / "ray.jsonl")) == 20
     assert read_jsonl(tmp_path / "ray.rejected.jsonl") == read_jsonl(tmp_path / "here.rejected.jsonl")
@@ -210,6 +210,23 @@ def test_a_lost_node_is_survived(tmp_path):
     assert "8 of 8 records" in result["stdout"]
     whole = synthkit(*MAGPIE, "--out", str(tmp_path / "whole.jsonl"))
     assert read_jsonl(out) == read_jsonl(tmp_path / "whole.jsonl")
+
+
+# --- the default plan ---------------------------------------------------------------------
+def test_the_plan_fits_the_cluster_and_says_when_it_cannot():
+    from synthkit.scale import ACTOR_MEMORY, ScaleError, plan
+    laptop = {"cpus": 2, "gpus": 0, "node_cpus": [2], "node_memory": [16 * 2**30]}
+    assert plan("llama.cpp", shape=laptop) == (2, 1, False)           # one-thread actors
+    assert plan("llama.cpp", actors=1, shape=laptop) == (1, 2, False)  # given actors share the cores
+    assert plan("llama.cpp", threads=2, shape=laptop) == (1, 2, False)
+    tight = {"cpus": 16, "gpus": 0, "node_cpus": [8, 8], "node_memory": [3 * ACTOR_MEMORY, 20 * ACTOR_MEMORY]}
+    assert plan("llama.cpp", shape=tight) == (3 + 8, 1, False)         # memory caps the first node
+    assert plan("torch", shape=tight) == (2, 8, False)                 # torch on CPUs: one per node
+    gpus = {**tight, "gpus": 4}
+    assert plan("torch", shape=gpus) == (4, 1, True)
+    for actors, threads in ((3, None), (1, 3), (2, 2)):
+        with pytest.raises(ScaleError, match="do not fit a cluster of 2 CPUs"):
+            plan("llama.cpp", actors, threads, shape=laptop)
 
 
 # --- errors that need one line -----------------------------------------------------------

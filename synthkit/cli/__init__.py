@@ -67,7 +67,8 @@ def cmd_doctor(args) -> int:
 def cmd_bench(args) -> int:
     if args.ray:
         from ..bench import run_ray_bench
-        run_ray_bench(n=args.n or 256, max_tokens=args.max_tokens, address=args.ray, json_out=args.json)
+        run_ray_bench(n=args.n or 256, max_tokens=args.max_tokens, address=args.ray, json_out=args.json,
+                      rounds=args.rounds)
         return 0
     from ..bench import run_bench
     backends = tuple(b.strip() for b in args.backends.split(","))
@@ -131,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                    help="instead: the local batched run against synthkit.scale on Ray (1 actor x all "
                         "threads, then one actor per core), each as a share of local (default: local)")
+    b.add_argument("--rounds", type=int, default=3,
+                   help="with --ray: run every row this many times and print the median (default 3)")
     b.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("start", help="open the course in JupyterLab")

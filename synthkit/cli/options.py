@@ -54,8 +54,9 @@ def scale(p) -> None:
                         "cluster `ray start` made here), HOST:PORT or ray://HOST:PORT. Finished shards "
                         "go to OUT.shards/ and a rerun skips them")
     g.add_argument("--actors", type=int, metavar="N",
-                   help="model actors (default: one per node, each with the smallest node's cores; "
-                        "one per GPU for --backend torch on GPU nodes)")
+                   help="model actors (default: one one-thread actor per core, as many as each "
+                        "node's memory holds at 1.5 GB apiece; given N, they share the cores; one "
+                        "per GPU for --backend torch on GPU nodes)")
     g.add_argument("--shard-size", type=int, metavar="N",
                    help="sequences per shard, the unit of resuming (default 64)")
 

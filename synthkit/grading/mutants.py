@@ -11,7 +11,9 @@ the library: the reference is the program, the check is the test suite.
 The slips, one per mutant:
 - a comparison loosened or tightened (`<` <-> `<=`, `>` <-> `>=`) or flipped (`<` -> `>`),
   `==` <-> `!=`, `in` <-> `not in`, `is` <-> `is not`;
-- an integer constant +1 or -1 (a threshold, a default, an n-gram size, an index);
+- a number +1 or -1 (a threshold, a default, an n-gram size, an index, a float's offset);
+- arithmetic swapped (`+` <-> `-`, `*` <-> `/`, `//` -> `/`) or a minus sign dropped;
+- a slice's ends swapped (`x[:i]` <-> `x[i:]`);
 - `and` <-> `or`; a `not` dropped; `min` <-> `max`.
 
 Some mutants cannot change what the function returns (`x >= 0` on a count that is never
@@ -49,6 +51,9 @@ _COMPARE_SWAPS = {
 _SYMBOL = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
            ast.In: "in", ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
 _SWAP_CALL = {"min": "max", "max": "min"}
+_ARITH_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
+                ast.FloorDiv: ast.Div}
+_ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//"}
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,16 @@ def _sites(tree: ast.AST):
             for j, op in enumerate(node.ops):
                 for new in _COMPARE_SWAPS.get(type(op), ()):
                     yield i, ("compare", j, new), f"`{_SYMBOL[type(op)]}` -> `{_SYMBOL[new]}`"
-        elif (isinstance(node, ast.Constant) and type(node.value) is int):
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
             for step in (1, -1):
                 yield i, ("const", step), f"{node.value} -> {node.value + step}"
+        elif isinstance(node, ast.BinOp) and type(node.op) in _ARITH_SWAPS:
+            new = _ARITH_SWAPS[type(node.op)]
+            yield i, ("arith", new), f"`{_ARITH[type(node.op)]}` -> `{_ARITH[new]}`"
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            yield i, ("unwrap",), "`-` dropped"
+        elif isinstance(node, ast.Slice) and (node.lower is None) != (node.upper is None) and node.step is None:
+            yield i, ("slice",), "`[:i]` <-> `[i:]`"
         elif isinstance(node, ast.BoolOp):
             new = "or" if isinstance(node.op, ast.And) else "and"
             yield i, ("boolop",), f"`{'and' if new == 'or' else 'or'}` -> `{new}`"
@@ -113,7 +125,11 @@ def _apply(tree: ast.AST, index: int, change: tuple) -> ast.AST:
         node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
     elif kind == "call":
         node.func.id = _SWAP_CALL[node.func.id]
-    elif kind == "not":
+    elif kind == "arith":
+        node.op = change[1]()
+    elif kind == "slice":
+        node.lower, node.upper = node.upper, node.lower
+    elif kind in ("not", "unwrap"):
         for parent in nodes:                       # put the operand where `not operand` stood
             for name, value in ast.iter_fields(parent):
                 if value is node:

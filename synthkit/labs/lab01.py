@@ -60,6 +60,8 @@ def _ex1_cases(rng) -> list[tuple[float, float, float, str]]:
     cases.append((first, first, growth, "a first run that uses exactly the whole stock"))
     first = rng.randint(20, 90) * 1e12
     cases.append((first * rng.uniform(0.2, 0.9), first, growth, "a first run bigger than the stock"))
+    first = rng.randint(5, 30) * 1e12                         # whole numbers: exact in a float
+    cases.append((first * (1 + growth) - 1, first, growth, "a stock one token short of two runs"))
     rng.shuffle(cases)
     return cases
 
@@ -82,7 +84,11 @@ def _check_years_of_fresh_data(c) -> str:
         if got < 0:
             c.fail(f"{label} returned {got}: a number of runs cannot be negative.")
         advice = ""
-        if "exactly" in what and abs(got - want) == 1:
+        if "one token short" in what:
+            advice = (" Two runs need first_run x (1 + growth) tokens, and the stock is one token short of "
+                      "that: only the first run is fed in full. Start `used` at 0 and count a run only while "
+                      "used + run <= stock.")
+        elif "exactly" in what and abs(got - want) == 1:
             advice = (" Look at the comparison that decides whether a run still fits: a run that needs "
                       "exactly the tokens that are left is fed in full.")
         elif growth == 1.0:

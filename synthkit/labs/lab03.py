@@ -29,6 +29,17 @@ def SOLUTION_GLOBALS() -> dict:
     return {"TOPIC_STOP_WORDS": TOPIC_STOP_WORDS}
 
 
+# One-slip mutants of the reference solutions that no allowed input can tell apart from them
+# (python -m synthkit.grading.mutants 03 lists the rest, and every one of those fails its check).
+EQUIVALENT_MUTANTS = {"ex3": {
+    "share_out = sum(w in s for s in outside) / len(outside) if outside else 0.0 :: 0.0 -> 1.0":
+        "with no other cluster every word's share outside is the same constant, and taking the same "
+        "number off every score leaves their order, the only thing returned, unchanged",
+    "share_out = sum(w in s for s in outside) / len(outside) if outside else 0.0 :: 0.0 -> -1.0":
+        "as 0.0 -> 1.0: a constant added to every word's score cannot change their order",
+}}
+
+
 # --- exercise 1: the pre-query prefix of any chat template ----------------------------
 @lru_cache(maxsize=1)
 def _smollm2_template() -> tuple[str, str]:
@@ -426,6 +437,25 @@ def _with_three_letter_word(rng, texts, labels):
         texts, labels = _random_clusters(rng)
 
 
+def _share_round(rng):
+    """Two clusters. A word in every text of both, and a word in half of one cluster's texts only:
+    the second is the distinctive one (share 0.5 inside, 0 outside, against 1 and 1), though it is
+    in fewer texts. Scoring by counts instead of shares, or scaling them by the cluster's size,
+    puts the everywhere-word first."""
+    fresh = set()
+    while len(fresh) < 9:
+        fresh.add(_made_up_word(rng))
+    common, rare, *filler = sorted(fresh)
+    rng.shuffle(filler)
+    a, b = rng.sample(range(0, 40), 2)
+    texts = [f"{common} {rare} {filler[0]}", f"{rare} {filler[1]} {common}.", f"{filler[2]}, {common}",
+             f"{common} {filler[3]}"] + [f"{filler[4 + i]} {common}" for i in range(3)]
+    labels = [a] * 4 + [b] * 3
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    return [texts[i] for i in order], [labels[i] for i in order]
+
+
 def _scores(texts, labels, cluster) -> tuple[dict[str, float], dict[str, tuple[int, int, int, int]]]:
     """Each candidate word's score in `cluster`, and (in, size, out, others) counts for messages."""
     inside = [_words_of(t) for t, lab in zip(texts, labels) if lab == cluster]
@@ -447,11 +477,12 @@ def _describe(word, counts) -> str:
 
 def _check_topic_words(c) -> str:
     fn = c.get("topic_words", callable_=True)
-    rounds = 8
+    rounds = 9
     # every run: one round called without k (its default is 3), and one with a 3-letter word that
     # must be among its cluster's words and a 2-letter one that must not (words of 3 letters or more
     # are candidates)
-    short_round, default_round = c.rng.sample(range(rounds), 2)
+    # and one with a word in every text against a word in half of one cluster's texts only
+    short_round, default_round, share_round = c.rng.sample(range(rounds), 3)
     for r in range(rounds):
         texts, labels = _random_clusters(c.rng)
         k = c.rng.randint(1, 4)
@@ -462,6 +493,9 @@ def _check_topic_words(c) -> str:
         if r == default_round:   # a cluster with 4+ candidates, so that k=2 or k=4 would show
             while max(len(_scores(texts, labels, x)[0]) for x in set(labels)) < 4:
                 texts, labels = _random_clusters(c.rng)
+            k = 3
+        if r == share_round:
+            texts, labels = _share_round(c.rng)
             k = 3
         arg = np.array(labels) if r % 2 else list(labels)
         shown = "" if r == default_round else f", k={k}"

@@ -22,6 +22,14 @@ LAB = "04"
 TITLE = "Rejection sampling: keep what a verifier accepts, and train on it"
 NOTEBOOK = "04_rejection_sampling.ipynb"
 
+# One-slip mutants of the reference solutions that no allowed input can tell apart from them
+# (python -m synthkit.grading.mutants 04 lists the rest, and every one of those fails its check).
+EQUIVALENT_MUTANTS = {"ex2": {
+    "if n - c < k: :: `-` -> `+`":
+        "when n - c < k <= n, the product's factors include j = k, where 1 - k/j is 0, so the formula "
+        "also gives 1.0; only k > n tells them apart, and k attempts cannot be drawn from fewer than k",
+}}
+
 
 # --- exercise 1: check_answer (the exact verifier) -------------------------------------
 _WORDS = ("first", "add", "the", "tens", "ones", "carry", "so", "we", "get", "total", "is", "then",

@@ -37,6 +37,12 @@ EQUIVALENT_MUTANTS = {
         "if any(tuple(t[i:i + size]) in grams for i in range(len(t) - size + 1)): :: 1 -> 2":
             "the one extra window runs off the end of the text and holds size-1 words (or the whole text, "
             "when it is shorter than size), while every n-gram in the set has exactly size words.",
+        "grams = {tuple(w[i:i + size]) for i in range(len(w) - size + 1)} :: `-` -> `+`":
+            "the extra i run off the end of the output and add tuples of fewer than size words (or empty "
+            "ones); every training window compared with the set has exactly size words, so none matches.",
+        "if any(tuple(t[i:i + size]) in grams for i in range(len(t) - size + 1)): :: `-` -> `+`":
+            "the extra windows run off the end of the text and hold fewer than size words, while every "
+            "n-gram in the set has exactly size words.",
     },
 }
 

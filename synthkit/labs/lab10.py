@@ -43,6 +43,9 @@ def _candidate(rng, verified=..., score=None) -> dict:
             "score": rng.choice(_SCORES) if score is None else score}
 
 
+DEFAULT_BAR = "the default min_score of 1.0"   # these cases call best_of_k without min_score
+
+
 def _best_cases(rng) -> list[tuple[list[dict], float, str]]:
     cases = [([], 1.0, "no candidates at all")]
     for _ in range(6):
@@ -72,11 +75,16 @@ def _best_cases(rng) -> list[tuple[list[dict], float, str]]:
     # a verified attempt below the bar is still kept: the bar is for the judge alone
     cases.append(([_candidate(rng, None, 0.5), _candidate(rng, True, 0.25)], 0.75,
                   "a verified attempt whose judge score is below min_score"))
+    # the default bar, 1.0: one judged attempt that reaches it, one that falls short
+    cases.append(([_candidate(rng, None, 1.0)], 1.0, DEFAULT_BAR))
+    cases.append(([_candidate(rng, None, rng.choice([x for x in _SCORES if 0 < x < 1.0]))], 1.0, DEFAULT_BAR))
     rng.shuffle(cases)
     return cases
 
 
 _BEST_ADVICE = {
+    DEFAULT_BAR: "Called without min_score, the bar is 1.0: the signature is "
+    "best_of_k(candidates, min_score=1.0).",
     "no candidates at all": "With nothing to choose from, return None.",
     "attempts a verifier rejected, however well judged": "A candidate with verified False is never kept, "
     "whatever its score.",
@@ -100,9 +108,10 @@ def _check_best(c) -> str:
     cases = _best_cases(c.rng)
     for candidates, min_score, probe in cases:
         shown = [(x["verified"], x["score"]) for x in candidates]
-        label = f"best_of_k({show_input(shown, 90)} as (verified, score), min_score={min_score})"
+        bar = "" if probe == DEFAULT_BAR else f", min_score={min_score}"  # that case leaves it out
+        label = f"best_of_k({show_input(shown, 90)} as (verified, score){bar})"
         given = [dict(x) for x in candidates]
-        got = c.call(fn, given, min_score, label=label)
+        got = c.call(fn, given, label=label) if probe == DEFAULT_BAR else c.call(fn, given, min_score, label=label)
         if given != candidates:
             c.fail(f"{label} changed the candidates it was given; read them, don't edit them.")
         want = reference_best(candidates, min_score)
