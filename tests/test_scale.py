@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -210,6 +211,29 @@ def test_a_lost_node_is_survived(tmp_path):
     assert "8 of 8 records" in result["stdout"]
     whole = synthkit(*MAGPIE, "--out", str(tmp_path / "whole.jsonl"))
     assert read_jsonl(out) == read_jsonl(tmp_path / "whole.jsonl")
+
+
+# --- the benchmark ------------------------------------------------------------------------
+def test_bench_ray_prints_the_three_rows_and_their_share(ray_cluster, tmp_path):
+    """Two rounds, so the Ray layouts run in both orders and the medians are printed (on the
+    tests' cluster, which the bench joins for each Ray row)."""
+    out = synthkit("bench", "--ray", ray_cluster, "--n", "8", "--max-tokens", "8", "--rounds", "2",
+                   "--json", str(tmp_path / "b.json"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert len(result["rows"]) == 3 and result["rows"][0]["how"].startswith("local batched")
+    ray_rows = result["rows"][1:]
+    assert {r["how"] for r in ray_rows} == {f"ray 1 actor x {result['cores']} threads",
+                                            f"ray {result['cores']} actors x 1 thread"}
+    for row in ray_rows:
+        assert len(result["runs"][row["how"]]) == 2
+        assert row["texts_differing_from_local"] == 0          # Q8_0: the same texts as local
+        low, high = row["share_range"]
+        assert low <= row["share_of_local"] <= high
+    summary = out.stdout.split("median of 2 rounds")[1]
+    assert len(re.findall(r"= \d+% of local$", summary, flags=re.M)) == 2
+    order = [line.split()[0:4] for line in out.stdout.splitlines() if line.strip().startswith("ray ")]
+    assert order[0] != order[2], "the second round runs the Ray layouts in the other order"
 
 
 # --- the default plan ---------------------------------------------------------------------
