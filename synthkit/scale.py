@@ -192,10 +192,13 @@ def plan(backend: str, actors: int | None = None, threads: int | None = None,
         threads = max(1, min(smallest, shape["cpus"] // actors))
     if actors < 1 or threads < 1:
         raise ScaleError(f"--actors and threads per actor must be at least 1 (got {actors}, {threads})")
-    if actors * threads > shape["cpus"] or threads > max([cpus for cpus, _ in nodes] or [0]):
-        raise ScaleError(f"{actors} actor(s) of {threads} thread(s) do not fit a cluster of "
-                         f"{shape['cpus']} CPUs on nodes of {sorted({c for c, _ in nodes})} CPUs (Ray "
-                         f"would wait for them forever): ask for fewer --actors, or add nodes")
+    largest = max([cpus for cpus, _ in nodes] or [0])
+    if threads > largest:  # no node could ever hold one: Ray would wait for it forever
+        raise ScaleError(f"an actor of {threads} threads needs a node with {threads} CPUs, and the "
+                         f"largest here has {largest}: ask for fewer threads, or add a bigger node")
+    if actors * threads > shape["cpus"]:  # Ray Data runs the ones that fit, and the rest if nodes join
+        warnings.warn(f"{actors} actors of {threads} thread(s) need {actors * threads} CPUs and the cluster "
+                      f"has {shape['cpus']}: Ray Data starts as many as fit now", stacklevel=2)
     return actors, threads, False
 
 
