@@ -294,9 +294,11 @@ def run_ray_bench(n: int = 256, max_tokens: int = 64, address: str = "local",
     One run of a row varies by several points from the next, so the rows run in `rounds`
     rounds, the two Ray layouts in alternating order; a Ray row's share of local is taken
     within its round (the same machine, minutes apart) and the median share is reported,
-    with the lowest and highest. On one machine Ray cannot be faster than the local batched
-    run (the same cores do the same decoding); what it costs is the machinery. The per-actor
-    rate while generating (from the shards' headers) is what a cluster multiplies.
+    with the lowest and highest. On one machine the same cores do the same decoding, so what
+    Ray costs is the machinery (worker processes, a model load in each); one-thread actors
+    can still finish first on a long job, as they decode faster than one process whose
+    threads wait for each other. The per-actor rate while generating (from the shards'
+    headers) is what a cluster multiplies.
     """
     from .models.llamacpp import default_threads
 

@@ -108,10 +108,10 @@ def _check_best(c) -> str:
     cases = _best_cases(c.rng)
     for candidates, min_score, probe in cases:
         shown = [(x["verified"], x["score"]) for x in candidates]
-        bar = "" if probe == DEFAULT_BAR else f", min_score={min_score}"  # that case leaves it out
-        label = f"best_of_k({show_input(shown, 90)} as (verified, score){bar})"
+        bar = () if probe == DEFAULT_BAR else (min_score,)  # that case leaves min_score out
+        label = f"best_of_k({show_input(shown, 90)} as (verified, score){f', min_score={min_score}' if bar else ''})"
         given = [dict(x) for x in candidates]
-        got = c.call(fn, given, label=label) if probe == DEFAULT_BAR else c.call(fn, given, min_score, label=label)
+        got = c.call(fn, given, *bar, label=label)
         if given != candidates:
             c.fail(f"{label} changed the candidates it was given; read them, don't edit them.")
         want = reference_best(candidates, min_score)
